@@ -1,0 +1,103 @@
+// Package handlers is onbehalf's HTTP layer: Echo routes, middleware, and one
+// error handler. Handlers decode requests, call the domain packages and render
+// views; echo.Context never leaves this package.
+package handlers
+
+import (
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+
+	"github.com/onbehalf/onbehalf/oauthflow"
+	"github.com/onbehalf/onbehalf/store"
+	"github.com/onbehalf/onbehalf/views"
+)
+
+// Config is what the HTTP layer needs. Every field but Sandbox and
+// HTTPClient is required.
+type Config struct {
+	Logger   *slog.Logger
+	DB       *store.DB
+	Sessions *store.SessionStore
+	OAuth    *oauthflow.Flow
+	// ZendeskURL is the account's base URL, fixed by configuration.
+	ZendeskURL string
+	// PublicURL is how browsers reach the app.
+	PublicURL *url.URL
+	// HTTPClient is used for Zendesk API calls; nil means a default with timeouts.
+	HTTPClient *http.Client
+	// Sandbox is set when the app runs against the built-in sandbox Zendesk.
+	Sandbox *views.SandboxHint
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// app carries the dependencies the handler makers draw from.
+type app struct {
+	log        *slog.Logger
+	db         *store.DB
+	sessions   *store.SessionStore
+	oauth      *oauthflow.Flow
+	zendeskURL string
+	publicURL  *url.URL
+	hc         *http.Client
+	sandbox    *views.SandboxHint
+	now        func() time.Time
+}
+
+// New builds the whole HTTP surface: the Echo router wrapped in
+// net/http's cross-origin protection, which refuses cross-site POSTs before
+// any handler runs (security promise 5, first layer).
+func New(cfg Config) (http.Handler, error) {
+	if cfg.Logger == nil || cfg.DB == nil || cfg.Sessions == nil || cfg.OAuth == nil || cfg.ZendeskURL == "" || cfg.PublicURL == nil {
+		return nil, errors.New("handlers: Logger, DB, Sessions, OAuth, ZendeskURL and PublicURL are required")
+	}
+	a := &app{
+		log:        cfg.Logger,
+		db:         cfg.DB,
+		sessions:   cfg.Sessions,
+		oauth:      cfg.OAuth,
+		zendeskURL: cfg.ZendeskURL,
+		publicURL:  cfg.PublicURL,
+		hc:         cfg.HTTPClient,
+		sandbox:    cfg.Sandbox,
+		now:        cfg.Now,
+	}
+	if a.hc == nil {
+		a.hc = &http.Client{Timeout: 30 * time.Second}
+	}
+	if a.now == nil {
+		a.now = time.Now
+	}
+
+	e := echo.New()
+	e.HideBanner = true
+	e.HidePort = true
+	// Use the TCP peer address; X-Forwarded-For is not trusted unless a
+	// proxy is configured in front (not yet supported).
+	e.IPExtractor = echo.ExtractIPDirect()
+	e.HTTPErrorHandler = a.handleError
+	e.Use(
+		requestID(),
+		a.accessLog(),
+		middleware.Recover(),
+		securityHeaders(a.publicURL.Scheme == "https"),
+		a.withSession(),
+		a.checkCSRF(),
+	)
+	a.routes(e)
+
+	cop := http.NewCrossOriginProtection()
+	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		a.log.Warn("cross-origin request refused", "method", r.Method, "path", r.URL.Path, "origin", r.Header.Get("Origin"), "sec_fetch_site", r.Header.Get("Sec-Fetch-Site"))
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.WriteHeader(http.StatusForbidden)
+		_, _ = w.Write([]byte("This request came from another site, so onbehalf refused it. Open onbehalf directly and try again.\n"))
+	}))
+	return cop.Handler(e), nil
+}

@@ -1,0 +1,221 @@
+package handlers
+
+import (
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/gorilla/sessions"
+	"github.com/labstack/echo/v4"
+
+	"github.com/onbehalf/onbehalf/store"
+)
+
+// Context keys for values middleware hands to handlers.
+const (
+	ctxRequestID = "request_id"
+	ctxSession   = "session"
+)
+
+// Session value keys. The admin id key is the store's, so the session table
+// can index sessions by admin (to end them all on invalid_grant).
+const (
+	keyAdminID      = store.SessionAdminKey
+	keyAdminName    = "admin_name"
+	keyAdminEmail   = "admin_email"
+	keyGrantID      = "grant_id"
+	keyCSRF         = "csrf"
+	keyOAuthState   = "oauth_state"
+	keyOAuthVerify  = "oauth_verifier"
+	keyOAuthReturn  = "oauth_return"
+	keyOAuthStarted = "oauth_started"
+)
+
+// requestID gives every request a fresh id (incoming X-Request-Id headers
+// are not trusted: they could forge log lines).
+func requestID() echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			b := make([]byte, 8)
+			rand.Read(b)
+			id := hex.EncodeToString(b)
+			c.Set(ctxRequestID, id)
+			c.Response().Header().Set(echo.HeaderXRequestID, id)
+			return next(c)
+		}
+	}
+}
+
+// accessLog writes one structured line per request. It logs the path only:
+// query strings carry OAuth codes and state, which must never reach logs.
+func (a *app) accessLog() echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			start := time.Now()
+			err := next(c)
+			if err != nil {
+				c.Error(err)
+			}
+			req, res := c.Request(), c.Response()
+			level := slog.LevelInfo
+			if res.Status >= 500 {
+				level = slog.LevelError
+			}
+			a.log.LogAttrs(req.Context(), level, "http",
+				slog.String("request_id", requestIDOf(c)),
+				slog.String("method", req.Method),
+				slog.String("path", req.URL.Path),
+				slog.String("route", c.Path()),
+				slog.Int("status", res.Status),
+				slog.Int64("bytes", res.Size),
+				slog.Duration("duration", time.Since(start)),
+				slog.String("remote", c.RealIP()),
+			)
+			return nil
+		}
+	}
+}
+
+func requestIDOf(c echo.Context) string {
+	id, _ := c.Get(ctxRequestID).(string)
+	return id
+}
+
+// securityHeaders sets security promise 9 on every response: a CSP with no
+// inline script, no framing, no referrer, nosniff. Pages hold personal data,
+// so they are not cached.
+func securityHeaders(https bool) echo.MiddlewareFunc {
+	const csp = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
+		"connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			h := c.Response().Header()
+			h.Set("Content-Security-Policy", csp)
+			h.Set("X-Content-Type-Options", "nosniff")
+			h.Set("Referrer-Policy", "no-referrer")
+			h.Set("X-Frame-Options", "DENY")
+			h.Set("Cross-Origin-Opener-Policy", "same-origin")
+			h.Set("Cache-Control", "no-store")
+			if https {
+				h.Set("Strict-Transport-Security", "max-age=31536000")
+			}
+			return next(c)
+		}
+	}
+}
+
+// withSession loads the server-side session for the request.
+func (a *app) withSession() echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			if strings.HasPrefix(c.Request().URL.Path, "/static/") || c.Request().URL.Path == "/healthz" {
+				return next(c)
+			}
+			sess, err := a.sessions.Get(c.Request(), sessionName)
+			if err != nil {
+				// A cookie that fails to verify yields a fresh session; any
+				// other error is the store's.
+				if sess == nil {
+					return err
+				}
+			}
+			c.Set(ctxSession, sess)
+			return next(c)
+		}
+	}
+}
+
+// sessionName is the cookie and registry name of the app's session.
+const sessionName = "onbehalf"
+
+func sessionOf(c echo.Context) *sessions.Session {
+	s, _ := c.Get(ctxSession).(*sessions.Session)
+	return s
+}
+
+// checkCSRF requires every state-changing request to carry the form token
+// bound to its session (security promise 5, second layer; the first is
+// http.CrossOriginProtection). Compared in constant time.
+func (a *app) checkCSRF() echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			switch c.Request().Method {
+			case http.MethodGet, http.MethodHead, http.MethodOptions:
+				return next(c)
+			}
+			sess := sessionOf(c)
+			want := stringValue(sess, keyCSRF)
+			got := c.Request().Header.Get("X-CSRF-Token")
+			if got == "" {
+				got = c.FormValue("_csrf")
+			}
+			if want == "" || got == "" || subtle.ConstantTimeCompare([]byte(want), []byte(got)) != 1 {
+				return &pageError{
+					Status:      http.StatusForbidden,
+					Heading:     "This form has expired",
+					Message:     "The form was opened in an older session (or on another site), so onbehalf did not act on it. Reload the page and submit it again.",
+					ActionHref:  "/",
+					ActionLabel: "Back to onbehalf",
+				}
+			}
+			return next(c)
+		}
+	}
+}
+
+// requireAdmin lets signed-in admins through; others are sent to log in
+// (GET) or told their session ended (anything else).
+func (a *app) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if adminOf(c) != nil {
+			return next(c)
+		}
+		if c.Request().Method == http.MethodGet {
+			return c.Redirect(http.StatusSeeOther, "/login?return_to="+queryEscape(c.Request().URL.RequestURI()))
+		}
+		return &pageError{
+			Status:      http.StatusUnauthorized,
+			Heading:     "Your session has ended",
+			Message:     "You are not signed in any more, so nothing was changed. Log in with Zendesk and try again.",
+			ActionHref:  "/login",
+			ActionLabel: "Log in with Zendesk",
+		}
+	}
+}
+
+// newCSRFToken is 256 random bits.
+func newCSRFToken() string {
+	b := make([]byte, 32)
+	rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func stringValue(s *sessions.Session, key string) string {
+	if s == nil {
+		return ""
+	}
+	v, _ := s.Values[key].(string)
+	return v
+}
+
+// int64Value reads an integer session value whatever numeric type the
+// session encoding gave back.
+func int64Value(s *sessions.Session, key string) int64 {
+	if s == nil {
+		return 0
+	}
+	switch v := s.Values[key].(type) {
+	case int64:
+		return v
+	case int:
+		return int64(v)
+	case float64:
+		return int64(v)
+	}
+	return 0
+}

@@ -1,0 +1,62 @@
+// Package views holds onbehalf's templ components. Every page takes a typed
+// struct; views read plain values and never touch the database or Zendesk.
+package views
+
+// Page is what the layout needs on every page.
+type Page struct {
+	// Title is the page's own title; the layout appends the app name.
+	Title string
+	// Admin is the signed-in Zendesk admin, nil when signed out.
+	Admin *Admin
+	// CSRF is the form token bound to the session; every POST form carries it.
+	CSRF string
+	// Notice is a one-line confirmation shown at the top of the page.
+	Notice string
+	// RequestID identifies the request in the logs (shown on error pages).
+	RequestID string
+}
+
+// Admin is the signed-in Zendesk admin as shown in the header.
+type Admin struct {
+	ID    int64
+	Name  string
+	Email string
+}
+
+// SandboxHint tells a newcomer, on the login page, whom to sign in as when
+// onbehalf runs against its built-in sandbox Zendesk.
+type SandboxHint struct {
+	ZendeskURL string
+	AdminName  string
+	AdminEmail string
+	AgentEmail string
+	EndUser    string
+}
+
+// LoginPage is the signed-out home page.
+type LoginPage struct {
+	Page
+	// LoginURL is /login with any return path.
+	LoginURL string
+	// Sandbox is set when the app runs against the sandbox Zendesk.
+	Sandbox *SandboxHint
+	// ZendeskURL is the account admins sign in to.
+	ZendeskURL string
+}
+
+// HomePage is the signed-in home page.
+type HomePage struct {
+	Page
+	ZendeskURL string
+}
+
+// ErrorPage explains what went wrong and what to do next.
+type ErrorPage struct {
+	Page
+	Status  int
+	Heading string
+	Message string
+	// ActionHref and ActionLabel offer the next step ("Try again").
+	ActionHref  string
+	ActionLabel string
+}
