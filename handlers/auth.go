@@ -177,6 +177,7 @@ func (a *app) handleCallback() echo.HandlerFunc {
 		sess.Values[keyAdminEmail] = me.Email
 		sess.Values[keyGrantID] = grant.ID
 		sess.Values[keyCSRF] = newCSRFToken()
+		sess.Values[keyScopes] = oauthflow.GrantedScope(tok)
 		if err := sess.Save(c.Request(), c.Response()); err != nil {
 			return fmt.Errorf("save session: %w", err)
 		}
@@ -225,7 +226,7 @@ func (a *app) handleLogout() echo.HandlerFunc {
 // refresh renews a grant's token pair at Zendesk; the store calls it at
 // most once per grant at a time.
 func (a *app) refresh(ctx context.Context, old *oauth2.Token) (*oauth2.Token, error) {
-	return a.oauth.Refresh(ctx, old.RefreshToken)
+	return RefreshFunc(a.oauth)(ctx, old)
 }
 
 // renewSession destroys the session's record and clears it, so the next

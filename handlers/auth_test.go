@@ -30,7 +30,7 @@ func TestLoginAsAdminLandsSignedIn(t *testing.T) {
 	if !strings.Contains(got, "Signed in as Ada Admin") {
 		t.Errorf("header = %q, want it to say Signed in as Ada Admin", got)
 	}
-	events := auditActions(t, app.DB, "login")
+	events := auditEventsOf(t, app.DB, "login")
 	if len(events) != 1 || events[0].Outcome != "ok" || events[0].AdminID != sandbox.DemoAdminID {
 		t.Errorf("login audit events = %+v, want one ok event for admin %d", events, sandbox.DemoAdminID)
 	}
@@ -137,12 +137,12 @@ func TestCallbackRefusesBadState(t *testing.T) {
 			app := newTestApp(t, testAppOptions{})
 			b := app.newBrowser()
 			cb := b.consent(b.startLogin(""), sandbox.DemoAdminEmail, "allow")
-			before := len(auditActions(t, app.DB, "state_mismatch"))
+			before := len(auditEventsOf(t, app.DB, "state_mismatch"))
 			r, used := tc.mangle(t, app, b, cb)
 			if r.Status != http.StatusForbidden {
 				t.Fatalf("status %d, want 403; body %.300s", r.Status, r.Body)
 			}
-			if n := len(auditActions(t, app.DB, "state_mismatch")); n != before+1 {
+			if n := len(auditEventsOf(t, app.DB, "state_mismatch")); n != before+1 {
 				t.Errorf("state_mismatch audit events: %d, want %d", n, before+1)
 			}
 			if home := used.get("/"); home.doc(t).Find(`[data-testid="signed-in"]`).Length() != 0 && tc.name != "replay in the same browser" {
@@ -181,11 +181,11 @@ func TestAgentIsRefusedAndTokenRevoked(t *testing.T) {
 	if st := app.Sandbox.Stats(); st.Revocations < 1 {
 		t.Errorf("sandbox saw %d revocations, want the agent's token revoked", st.Revocations)
 	}
-	events := auditActions(t, app.DB, "login_refused")
+	events := auditEventsOf(t, app.DB, "login_refused")
 	if len(events) != 1 || events[0].AdminID != sandbox.DemoAgentID {
 		t.Errorf("login_refused events = %+v", events)
 	}
-	if len(auditActions(t, app.DB, "login")) != 0 {
+	if len(auditEventsOf(t, app.DB, "login")) != 0 {
 		t.Error("an agent's login was recorded as a login")
 	}
 	if home := b.get("/"); home.doc(t).Find(`[data-testid="login"]`).Length() != 1 {
@@ -224,7 +224,7 @@ func TestLogoutRevokesAndForgets(t *testing.T) {
 	if page := other.get("/"); page.doc(t).Find(`[data-testid="login"]`).Length() != 1 {
 		t.Error("the old cookie still reaches a signed-in page")
 	}
-	if events := auditActions(t, app.DB, "logout"); len(events) != 1 {
+	if events := auditEventsOf(t, app.DB, "logout"); len(events) != 1 {
 		t.Errorf("logout audit events: %d, want 1", len(events))
 	}
 }
@@ -333,7 +333,7 @@ func TestTokensNeverLeak(t *testing.T) {
 			t.Errorf("a token (%.6s…) appears in logs or pages", s)
 		}
 	}
-	for _, e := range auditActions(t, app.DB, "") {
+	for _, e := range auditEventsOf(t, app.DB, "") {
 		for _, s := range secrets {
 			if strings.Contains(e.Detail, s) {
 				t.Errorf("a token appears in the audit trail")

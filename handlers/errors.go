@@ -78,6 +78,9 @@ func (a *app) handleError(err error, c echo.Context) {
 	if c.Response().Committed {
 		return
 	}
+	if isLoginExpired(err) {
+		err = a.endLogin(c, err)
+	}
 	pe := classify(err)
 	if pe.Status >= 500 {
 		a.log.Error("request failed", "request_id", requestIDOf(c), "method", c.Request().Method, "path", c.Request().URL.Path, "err", err)
@@ -99,6 +102,42 @@ func (a *app) handleError(err error, c echo.Context) {
 	}
 }
 
+// endLogin handles a grant Zendesk no longer honours (revoked, or
+// invalid_grant on refresh): every session of that admin ends and the grant
+// is deleted, so nothing keeps retrying a dead token; the page says to log in
+// again and comes back here afterwards.
+func (a *app) endLogin(c echo.Context, cause error) error {
+	ctx := context.WithoutCancel(c.Request().Context())
+	sess := sessionOf(c)
+	if admin := adminOf(c); admin != nil {
+		if _, err := a.db.DeleteSessionsByAdmin(ctx, admin.ID); err != nil {
+			a.log.Error("end sessions after invalid grant", "admin_id", admin.ID, "err", err)
+		}
+		if err := a.db.DeleteGrant(ctx, int64Value(sess, keyGrantID)); err != nil && !errors.Is(err, store.ErrNotFound) {
+			a.log.Error("delete dead grant", "admin_id", admin.ID, "err", err)
+		}
+		a.audit(ctx, c, store.AuditEvent{AdminID: admin.ID, AdminName: admin.Name, Action: "login_expired", Outcome: "failed",
+			Detail: "Zendesk no longer accepts this login's token; the admin's sessions were ended"})
+	}
+	if sess != nil {
+		sess.Values = map[any]any{}
+		sess.Options.MaxAge = -1
+		_ = sess.Save(c.Request(), c.Response())
+	}
+	returnTo := "/"
+	if c.Request().Method == http.MethodGet {
+		returnTo = safeReturnPath(c.Request().URL.RequestURI())
+	}
+	return &pageError{
+		Status:      http.StatusUnauthorized,
+		Heading:     "Log in again to continue",
+		Message:     "Your Zendesk sign-in has expired or was revoked, so onbehalf can no longer act for you. Nothing more was changed. Log in again to continue.",
+		ActionHref:  "/login?return_to=" + queryEscape(returnTo),
+		ActionLabel: "Log in with Zendesk",
+		Err:         cause,
+	}
+}
+
 // render writes a component with a status. It renders into a buffer first so
 // a failure half-way never sends half a page.
 func render(c echo.Context, status int, comp templ.Component) error {
@@ -112,12 +151,21 @@ func render(c echo.Context, status int, comp templ.Component) error {
 // page fills the layout's common fields for the current request.
 func (a *app) page(c echo.Context, title string) views.Page {
 	sess := sessionOf(c)
-	return views.Page{
+	p := views.Page{
 		Title:     title,
 		Admin:     adminOf(c),
 		CSRF:      stringValue(sess, keyCSRF),
 		RequestID: requestIDOf(c),
+		ActingAs:  actingOf(c),
 	}
+	if n := stringValue(sess, keyNotice); n != "" {
+		p.Notice = n
+		delete(sess.Values, keyNotice)
+		if err := sess.Save(c.Request(), c.Response()); err != nil {
+			a.log.Warn("clear notice", "err", err)
+		}
+	}
+	return p
 }
 
 // audit records an audit event, filling in the request's id and address.

@@ -39,6 +39,7 @@ type testAppOptions struct {
 	Switches  sandbox.Switches
 	PublicURL string // default: the test server's URL
 	Secret    string
+	Scopes    []string // default: read write impersonate
 }
 
 // syncBuffer is a goroutine-safe log sink.
@@ -115,7 +116,7 @@ func newTestApp(t *testing.T, opts testAppOptions) *testApp {
 	pub, _ := url.Parse(public)
 	redirect := public + "/oauth/callback"
 	sb.RegisterClient(sandbox.Client{Identifier: testClientID, Secret: testClientSecret, RedirectURIs: []string{redirect}})
-	flow, err := oauthflow.New(oauthflow.Config{BaseURL: sb.URL, ClientID: testClientID, ClientSecret: testClientSecret, RedirectURL: redirect, Now: clock.Now})
+	flow, err := oauthflow.New(oauthflow.Config{BaseURL: sb.URL, ClientID: testClientID, ClientSecret: testClientSecret, RedirectURL: redirect, Now: clock.Now, Scopes: opts.Scopes})
 	if err != nil {
 		t.Fatalf("oauthflow: %v", err)
 	}
@@ -292,7 +293,7 @@ func csrfOf(t *testing.T, r response) string {
 	return v
 }
 
-func auditActions(t *testing.T, db *store.DB, action string) []store.AuditEvent {
+func auditEventsOf(t *testing.T, db *store.DB, action string) []store.AuditEvent {
 	t.Helper()
 	events, _, err := db.FindAuditEvents(context.Background(), store.AuditFilter{Action: action, Limit: 100})
 	if err != nil {

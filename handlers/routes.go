@@ -5,6 +5,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/onbehalf/onbehalf/actions"
 	"github.com/onbehalf/onbehalf/static"
 )
 
@@ -15,6 +16,22 @@ func (a *app) routes(e *echo.Echo) {
 	e.GET("/login", a.handleLogin())
 	e.GET("/oauth/callback", a.handleCallback())
 	e.POST("/logout", a.handleLogout(), a.requireAdmin)
+
+	admin := e.Group("", a.requireAdmin)
+	admin.GET("/users", a.handleUsers())
+	admin.POST("/acting", a.handlePick())
+	admin.POST("/acting/stop", a.handleStopActing())
+	admin.GET("/audit", a.handleAudit())
+	admin.GET("/audit.csv", a.handleAuditCSV())
+
+	acting := admin.Group("/as", a.requireActing)
+	acting.GET("", a.handleRequests())
+	acting.GET("/requests/new", a.handleNewRequest())
+	acting.POST("/requests", a.handleCreateRequest())
+	acting.GET("/requests/:id", a.handleRequest())
+	acting.POST("/requests/:id/rate", a.handleAct(actions.KindRate))
+	acting.POST("/requests/:id/comment", a.handleAct(actions.KindComment))
+	acting.POST("/requests/:id/solve", a.handleAct(actions.KindSolve))
 
 	e.GET("/healthz", func(c echo.Context) error { return c.String(http.StatusOK, "ok\n") })
 	e.GET("/static/*", echo.WrapHandler(staticFiles()), cacheStatic)

@@ -12,3 +12,69 @@ document.addEventListener("submit", (event) => {
     event.preventDefault();
   }
 });
+
+// Search as you type on the end-user search page: the form still works
+// without this (it is a plain GET form); with it, results follow the typing.
+// The server renders the result list as a fragment, escaped like any page.
+(() => {
+  const form = document.querySelector("form[data-live-search]");
+  const results = document.getElementById("user-results");
+  if (!form || !results) return;
+  const input = form.querySelector("input[name=q]");
+  let timer = 0;
+  let latest = 0;
+  input.addEventListener("input", () => {
+    clearTimeout(timer);
+    timer = setTimeout(async () => {
+      const q = input.value.trim();
+      if (q.length < 2) return;
+      const seq = ++latest;
+      const url = "/users?fragment=1&q=" + encodeURIComponent(q);
+      try {
+        const res = await fetch(url, { credentials: "same-origin", headers: { Accept: "text/html" } });
+        if (seq !== latest) return; // a newer search is on its way
+        if (res.redirected || !res.ok) return; // signed out or failed: the plain form still works
+        results.innerHTML = await res.text();
+        history.replaceState(null, "", "/users?q=" + encodeURIComponent(q));
+      } catch {
+        // Network trouble: leave the last results; pressing Search still works.
+      }
+    }, 250);
+  });
+})();
+
+// Live progress of a bulk run over Server-Sent Events. Without JavaScript the
+// page refreshes itself (a <noscript> meta refresh); with it, the counts move
+// as rows finish and the page reloads once when the run ends.
+(() => {
+  const run = document.querySelector("[data-testid=run][data-active]");
+  if (!run || !window.EventSource) return;
+  const id = run.dataset.runId;
+  const source = new EventSource("/bulk/runs/" + encodeURIComponent(id) + "/events");
+  const set = (name, value) => {
+    for (const el of run.querySelectorAll("[data-live=" + name + "]")) {
+      if (el instanceof HTMLProgressElement) el.value = Number(value);
+      else el.textContent = String(value);
+    }
+  };
+  source.addEventListener("progress", (event) => {
+    const p = JSON.parse(event.data);
+    set("state", p.state);
+    set("done", p.done);
+    set("failed", p.failed);
+    set("skipped", p.skipped);
+    set("waiting", p.waiting);
+    set("remaining", p.remaining);
+    set("eta", p.eta);
+    set("percent", p.percent);
+    set("percent-text", p.percent + "%");
+    if (p.finished) {
+      source.close();
+      window.location.reload();
+    }
+  });
+  source.addEventListener("error", () => {
+    // The browser reconnects by itself; if the run page is gone, stop trying.
+    if (source.readyState === EventSource.CLOSED) source.close();
+  });
+})();

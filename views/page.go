@@ -14,6 +14,18 @@ type Page struct {
 	Notice string
 	// RequestID identifies the request in the logs (shown on error pages).
 	RequestID string
+	// ActingAs is the end user the admin has picked, shown in a banner on
+	// every page; nil when none is picked.
+	ActingAs *EndUser
+	// Nav marks the current section in the header ("users", "as", "audit").
+	Nav string
+}
+
+// EndUser is the end user an admin acts as.
+type EndUser struct {
+	ID    int64
+	Name  string
+	Email string
 }
 
 // Admin is the signed-in Zendesk admin as shown in the header.

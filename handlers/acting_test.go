@@ -1,0 +1,455 @@
+package handlers
+
+import (
+	"context"
+	"encoding/csv"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/onbehalf/onbehalf/store"
+	"github.com/onbehalf/onbehalf/zendesk/sandbox"
+)
+
+// signedIn is a browser logged in as an admin, with the page's form token.
+type signedIn struct {
+	*browser
+	csrf string
+}
+
+func loginAs(t *testing.T, app *testApp, email string) *signedIn {
+	t.Helper()
+	b := app.newBrowser()
+	home := b.login(email)
+	if home.Status != http.StatusOK {
+		t.Fatalf("login as %s: status %d", email, home.Status)
+	}
+	return &signedIn{browser: b, csrf: csrfOf(t, home)}
+}
+
+// pick starts acting as the end user with this id or email.
+func (s *signedIn) pick(ref string) response {
+	s.t.Helper()
+	return s.post("/acting", url.Values{"_csrf": {s.csrf}, "user": {ref}})
+}
+
+func (s *signedIn) mustPick(ref string) {
+	s.t.Helper()
+	if r := s.pick(ref); r.Status != http.StatusSeeOther || r.Location != "/as" {
+		s.t.Fatalf("pick %s: status %d location %q: %.400s", ref, r.Status, r.Location, r.Body)
+	}
+}
+
+func (s *signedIn) act(path string, form url.Values) response {
+	s.t.Helper()
+	form.Set("_csrf", s.csrf)
+	return s.post(path, form)
+}
+
+func ticketPath(id int64, action string) string {
+	p := "/as/requests/" + strconv.FormatInt(id, 10)
+	if action != "" {
+		p += "/" + action
+	}
+	return p
+}
+
+// writesSince returns the sandbox writes after the first n.
+func writesSince(app *testApp, n int) []sandbox.Write {
+	w := app.Sandbox.Writes()
+	if n > len(w) {
+		return nil
+	}
+	return w[n:]
+}
+
+func countAudit(t *testing.T, app *testApp, action string) int {
+	t.Helper()
+	_, total, err := app.DB.FindAuditEvents(context.Background(), store.AuditFilter{Action: action, Limit: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return total
+}
+
+func TestActionsSucceedAsTheEndUser(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name   string
+		path   string
+		form   url.Values
+		action string
+		ticket int64
+		notice string
+	}{
+		{"rate good", ticketPath(sandbox.TicketBeaSolved, "rate"), url.Values{"score": {"good"}, "comment": {"Thanks, all sorted."}}, "rate", sandbox.TicketBeaSolved, "good"},
+		{"rate bad with reason", ticketPath(sandbox.TicketBeaSolved, "rate"), url.Values{"score": {"bad"}, "reason": {"6"}}, "rate", sandbox.TicketBeaSolved, "bad"},
+		{"rate reopened after solved", ticketPath(sandbox.TicketBeaReopened, "rate"), url.Values{"score": {"good"}}, "rate", sandbox.TicketBeaReopened, "good"},
+		{"comment", ticketPath(sandbox.TicketBeaOpen, "comment"), url.Values{"body": {"Any news?"}}, "comment", sandbox.TicketBeaOpen, ""},
+		{"comment reopens solved", ticketPath(sandbox.TicketBeaSolved, "comment"), url.Values{"body": {"It broke again."}}, "comment", sandbox.TicketBeaSolved, "reopen"},
+		{"solve", ticketPath(sandbox.TicketBeaOpenAssigned, "solve"), url.Values{"comment": {"Fixed, thanks."}}, "solve", sandbox.TicketBeaOpenAssigned, "solved"},
+		{"open a request", "/as/requests", url.Values{"subject": {"Printer on fire"}, "body": {"Please send help."}}, "create_request", 0, "#"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			app := newTestApp(t, testAppOptions{})
+			s := loginAs(t, app, sandbox.DemoAdminEmail)
+			s.mustPick(strconv.Itoa(sandbox.DemoBeaID))
+			before := len(app.Sandbox.Writes())
+
+			r := s.act(tc.path, tc.form)
+			if r.Status != http.StatusSeeOther {
+				t.Fatalf("status %d, want 303; body %.500s", r.Status, r.Body)
+			}
+			writes := writesSince(app, before)
+			if len(writes) == 0 {
+				t.Fatal("no write reached Zendesk")
+			}
+			for _, w := range writes {
+				if w.ActorID != sandbox.DemoBeaID || w.TokenUserID != sandbox.DemoAdminID {
+					t.Errorf("write %s %s recorded as user %d with token of %d; want Bea (%d) via the admin's token",
+						w.Method, w.Path, w.ActorID, w.TokenUserID, sandbox.DemoBeaID)
+				}
+			}
+			if n := countAudit(t, app, tc.action); n != 1 {
+				t.Errorf("%d audit rows for %s, want exactly 1", n, tc.action)
+			}
+			page := s.follow(r)
+			notice := page.doc(t).Find(`[data-testid="notice"]`).Text()
+			if !strings.Contains(strings.ToLower(notice), tc.notice) {
+				t.Errorf("notice %q does not mention %q", notice, tc.notice)
+			}
+			if tc.ticket != 0 {
+				if got := app.Sandbox.Stats(); got.Calls == nil {
+					t.Fatal("no sandbox stats")
+				}
+			}
+		})
+	}
+}
+
+func TestActionRefusalsAreExplained(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name     string
+		switches sandbox.Switches
+		faults   sandbox.Faults
+		asUser   int64
+		path     string
+		form     url.Values
+		want     string // a phrase the page must contain
+		status   int
+	}{
+		{"not the requester", sandbox.Switches{}, sandbox.Faults{}, sandbox.DemoBeaID, ticketPath(sandbox.TicketCarlosSolved, "rate"), url.Values{"score": {"good"}}, "requester", http.StatusUnprocessableEntity},
+		{"not solved", sandbox.Switches{}, sandbox.Faults{}, sandbox.DemoBeaID, ticketPath(sandbox.TicketBeaOpen, "rate"), url.Values{"score": {"good"}}, "solved", http.StatusUnprocessableEntity},
+		{"closed", sandbox.Switches{}, sandbox.Faults{}, sandbox.DemoBeaID, ticketPath(sandbox.TicketBeaClosed, "rate"), url.Values{"score": {"good"}}, "closed", http.StatusUnprocessableEntity},
+		{"score not allowed", sandbox.Switches{}, sandbox.Faults{}, sandbox.DemoBeaID, ticketPath(sandbox.TicketBeaSolved, "rate"), url.Values{"score": {"great"}}, "good or bad", http.StatusUnprocessableEntity},
+		{"reason with good", sandbox.Switches{}, sandbox.Faults{}, sandbox.DemoBeaID, ticketPath(sandbox.TicketBeaSolved, "rate"), url.Values{"score": {"good"}, "reason": {"6"}}, "bad rating", http.StatusUnprocessableEntity},
+		{"legacy CSAT off", sandbox.Switches{LegacyCSATOff: true}, sandbox.Faults{}, sandbox.DemoBeaID, ticketPath(sandbox.TicketBeaSolved, "rate"), url.Values{"score": {"good"}}, "CSAT", http.StatusUnprocessableEntity},
+		{"cannot be solved", sandbox.Switches{}, sandbox.Faults{}, sandbox.DemoBeaID, ticketPath(sandbox.TicketBeaOpenUnassigned, "solve"), url.Values{}, "assign", http.StatusUnprocessableEntity},
+		{"comment on closed", sandbox.Switches{}, sandbox.Faults{}, sandbox.DemoBeaID, ticketPath(sandbox.TicketBeaClosed, "comment"), url.Values{"body": {"hello"}}, "closed", http.StatusUnprocessableEntity},
+		{"empty comment", sandbox.Switches{}, sandbox.Faults{}, sandbox.DemoBeaID, ticketPath(sandbox.TicketBeaOpen, "comment"), url.Values{"body": {"  "}}, "required", http.StatusUnprocessableEntity},
+		{"rate limited", sandbox.Switches{}, sandbox.Faults{Rate429: 1, Burst429: 1000, RetryAfter: 7 * time.Second}, sandbox.DemoBeaID, ticketPath(sandbox.TicketBeaSolved, "rate"), url.Values{"score": {"good"}}, "rate limit", http.StatusTooManyRequests},
+		{"unavailable", sandbox.Switches{}, sandbox.Faults{Rate503: 1}, sandbox.DemoBeaID, ticketPath(sandbox.TicketBeaSolved, "rate"), url.Values{"score": {"good"}}, "unavailable", http.StatusServiceUnavailable},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			app := newTestApp(t, testAppOptions{Switches: tc.switches})
+			s := loginAs(t, app, sandbox.DemoAdminEmail)
+			s.mustPick(strconv.FormatInt(tc.asUser, 10))
+			before := len(app.Sandbox.Writes())
+			app.Sandbox.SetFaults(tc.faults)
+			r := s.act(tc.path, tc.form)
+			app.Sandbox.SetFaults(sandbox.Faults{})
+			if r.Status != tc.status {
+				t.Errorf("status %d, want %d", r.Status, tc.status)
+			}
+			text := strings.ToLower(r.doc(t).Find("main").Text())
+			if !strings.Contains(text, strings.ToLower(tc.want)) {
+				t.Errorf("page does not explain (%q missing): %.600s", tc.want, strings.Join(strings.Fields(text), " "))
+			}
+			for _, w := range writesSince(app, before) {
+				if w.Status < 300 {
+					t.Errorf("a refused action still wrote to Zendesk: %s %s", w.Method, w.Path)
+				}
+			}
+			kind := map[bool]string{true: "rate", false: ""}[strings.HasSuffix(tc.path, "/rate")]
+			if strings.HasSuffix(tc.path, "/solve") {
+				kind = "solve"
+			} else if strings.HasSuffix(tc.path, "/comment") {
+				kind = "comment"
+			}
+			if n := countAudit(t, app, kind); n != 1 {
+				t.Errorf("%d audit rows for the refused %s, want exactly 1", n, kind)
+			}
+		})
+	}
+}
+
+func TestPickRefusesUsersWhoCannotBeActedAs(t *testing.T) {
+	t.Parallel()
+	app := newTestApp(t, testAppOptions{})
+	s := loginAs(t, app, sandbox.DemoAdminEmail)
+	for _, tc := range []struct{ ref, want string }{
+		{"nobody@example.com", "no user"},
+		{sandbox.DemoUnverifiedEmail, "verified"},
+		{sandbox.DemoSuspendedEmail, "suspended"},
+		{sandbox.DemoAgentEmail, "end user"},
+	} {
+		r := s.pick(tc.ref)
+		if r.Status != http.StatusUnprocessableEntity {
+			t.Errorf("pick %s: status %d, want 422", tc.ref, r.Status)
+		}
+		msg := strings.ToLower(r.doc(t).Find(`[data-testid="search-error"]`).Text())
+		if !strings.Contains(msg, tc.want) {
+			t.Errorf("pick %s: message %q lacks %q", tc.ref, msg, tc.want)
+		}
+		if home := s.get("/users"); home.doc(t).Find(`[data-testid="acting-banner"]`).Length() != 0 {
+			t.Errorf("after refusing %s the admin is acting as someone", tc.ref)
+		}
+	}
+}
+
+func TestSearchShowsWhoCanBePicked(t *testing.T) {
+	t.Parallel()
+	app := newTestApp(t, testAppOptions{})
+	s := loginAs(t, app, sandbox.DemoAdminEmail)
+	for _, fragment := range []bool{false, true} {
+		path := "/users?q=bea"
+		if fragment {
+			path += "&fragment=1"
+		}
+		r := s.get(path)
+		doc := r.doc(t)
+		rows := doc.Find(`[data-testid="user-results"] tbody tr`)
+		if rows.Length() < 2 {
+			t.Fatalf("%s: %d results for bea, want Bea and Beau: %.400s", path, rows.Length(), r.Body)
+		}
+		bea := doc.Find(fmt.Sprintf(`[data-testid="user-%d"]`, sandbox.DemoBeaID))
+		if bea.Find(`[data-testid="pick"]`).Length() != 1 {
+			t.Errorf("%s: Bea cannot be picked", path)
+		}
+		if fragment && doc.Find("header").Length() != 0 {
+			t.Errorf("the fragment carries the whole page")
+		}
+	}
+	r := s.get("/users?q=" + url.QueryEscape(sandbox.DemoUnverifiedEmail))
+	dana := r.doc(t).Find(fmt.Sprintf(`[data-testid="user-%d"]`, sandbox.DemoUnverifiedID))
+	if dana.Find(`[data-testid="pick"]`).Length() != 0 || !strings.Contains(dana.Find(`[data-testid="why-not"]`).Text(), "verified") {
+		t.Errorf("an unverified user must not be pickable and must say why: %.300s", dana.Text())
+	}
+}
+
+func TestActingBannerOnEveryPage(t *testing.T) {
+	t.Parallel()
+	app := newTestApp(t, testAppOptions{})
+	s := loginAs(t, app, sandbox.DemoAdminEmail)
+	s.mustPick(sandbox.DemoBeaEmail)
+	for _, path := range []string{"/", "/users", "/as", ticketPath(sandbox.TicketBeaSolved, ""), "/as/requests/new", "/audit"} {
+		r := s.get(path)
+		if r.Status != http.StatusOK {
+			t.Errorf("%s: status %d: %.300s", path, r.Status, r.Body)
+			continue
+		}
+		if name := r.doc(t).Find(`[data-testid="acting-name"]`).Text(); name != "Bea Lindqvist" {
+			t.Errorf("%s: banner says %q, want Bea Lindqvist", path, name)
+		}
+	}
+	r := s.act("/acting/stop", url.Values{})
+	if page := s.follow(r); page.doc(t).Find(`[data-testid="acting-banner"]`).Length() != 0 {
+		t.Error("banner still shown after Stop acting")
+	}
+	if r := s.get("/as"); r.Status != http.StatusSeeOther {
+		t.Errorf("/as without a picked user: status %d, want a redirect to the search", r.Status)
+	}
+}
+
+func TestRequestsListAndPage(t *testing.T) {
+	t.Parallel()
+	app := newTestApp(t, testAppOptions{})
+	s := loginAs(t, app, sandbox.DemoAdminEmail)
+	s.mustPick(sandbox.DemoBeaEmail)
+	r := s.get("/as")
+	doc := r.doc(t)
+	if doc.Find(fmt.Sprintf(`[data-testid="request-%d"]`, sandbox.TicketBeaSolved)).Length() != 1 {
+		t.Errorf("Bea's solved request is not listed: %.400s", r.Body)
+	}
+	if doc.Find(fmt.Sprintf(`[data-testid="request-%d"]`, sandbox.TicketCarlosSolved)).Length() != 0 {
+		t.Error("another user's request is listed")
+	}
+	rated := doc.Find(fmt.Sprintf(`[data-testid="request-%d"] [data-testid="rating"]`, sandbox.TicketBeaSolvedRated)).Text()
+	if !strings.Contains(rated, "good") {
+		t.Errorf("existing rating not shown: %q", rated)
+	}
+	closed := s.get(ticketPath(sandbox.TicketBeaClosed, "")).doc(t)
+	if why := closed.Find(`[data-testid="rate-why-not"]`).Text(); !strings.Contains(why, "closed") {
+		t.Errorf("closed ticket page should say why it cannot be rated; got %q", why)
+	}
+	if closed.Find(`[data-testid="rate-submit"]`).Length() != 0 {
+		t.Error("closed ticket offers the rating form")
+	}
+	if r := s.get(ticketPath(sandbox.TicketCarlosSolved, "")); r.Status != http.StatusNotFound {
+		t.Errorf("another user's request page: status %d, want 404", r.Status)
+	}
+}
+
+func TestFormsKeepWhatWasTyped(t *testing.T) {
+	t.Parallel()
+	app := newTestApp(t, testAppOptions{})
+	s := loginAs(t, app, sandbox.DemoAdminEmail)
+	s.mustPick(sandbox.DemoBeaEmail)
+	r := s.act("/as/requests", url.Values{"subject": {""}, "body": {"A long description I do not want to type again."}})
+	if r.Status != http.StatusUnprocessableEntity {
+		t.Fatalf("status %d, want 422", r.Status)
+	}
+	doc := r.doc(t)
+	if got := doc.Find(`textarea[name="body"]`).Text(); got != "A long description I do not want to type again." {
+		t.Errorf("description not kept: %q", got)
+	}
+	if doc.Find(`[data-testid="error-subject"]`).Length() != 1 || doc.Find(`[data-testid="error-summary"]`).Length() != 1 {
+		t.Error("the error is not shown next to the field and in a summary")
+	}
+	r = s.act(ticketPath(sandbox.TicketBeaSolved, "rate"), url.Values{"score": {"good"}, "reason": {"6"}, "comment": {"typed comment"}})
+	if got := r.doc(t).Find(`textarea[name="comment"]`).First().Text(); got != "typed comment" {
+		t.Errorf("rating comment not kept: %q", got)
+	}
+}
+
+func TestTwoAdminsActingAtOnceNeverCross(t *testing.T) {
+	t.Parallel()
+	app := newTestApp(t, testAppOptions{})
+	admins := []struct {
+		email   string
+		adminID int64
+		userID  int64
+		ticket  int64
+	}{
+		{sandbox.DemoAdminEmail, sandbox.DemoAdminID, sandbox.DemoBeaID, sandbox.TicketBeaOpen},
+		{sandbox.DemoAdmin2Email, sandbox.DemoAdmin2ID, sandbox.DemoBeauID, sandbox.TicketBeauOpen},
+	}
+	sessions := make([]*signedIn, len(admins))
+	for i, a := range admins {
+		sessions[i] = loginAs(t, app, a.email)
+		sessions[i].mustPick(strconv.FormatInt(a.userID, 10))
+	}
+	before := len(app.Sandbox.Writes())
+	var wg sync.WaitGroup
+	const perAdmin = 8
+	for i, a := range admins {
+		for n := 0; n < perAdmin; n++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				r := sessions[i].act(ticketPath(a.ticket, "comment"), url.Values{"body": {fmt.Sprintf("comment %d from admin %d", n, a.adminID)}})
+				if r.Status != http.StatusSeeOther {
+					t.Errorf("admin %d comment %d: status %d", a.adminID, n, r.Status)
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	writes := writesSince(app, before)
+	if len(writes) != perAdmin*len(admins) {
+		t.Fatalf("%d writes, want %d", len(writes), perAdmin*len(admins))
+	}
+	want := map[int64]int64{sandbox.DemoAdminID: sandbox.DemoBeaID, sandbox.DemoAdmin2ID: sandbox.DemoBeauID}
+	for _, w := range writes {
+		if want[w.TokenUserID] != w.ActorID {
+			t.Errorf("write by admin %d recorded as user %d, want %d", w.TokenUserID, w.ActorID, want[w.TokenUserID])
+		}
+	}
+}
+
+func TestMissingImpersonateScopeIsExplained(t *testing.T) {
+	t.Parallel()
+	app := newTestApp(t, testAppOptions{Scopes: []string{"read", "write"}})
+	s := loginAs(t, app, sandbox.DemoAdminEmail)
+	s.mustPick(sandbox.DemoBeaEmail)
+	r := s.act(ticketPath(sandbox.TicketBeaSolved, "rate"), url.Values{"score": {"good"}})
+	if !strings.Contains(r.doc(t).Find("main").Text(), "impersonate") {
+		t.Errorf("missing impersonate scope not explained: %.500s", r.Body)
+	}
+}
+
+func TestInvalidGrantEndsTheSession(t *testing.T) {
+	t.Parallel()
+	app := newTestApp(t, testAppOptions{Switches: sandbox.Switches{ExpiringTokens: true}})
+	s := loginAs(t, app, sandbox.DemoAdminEmail)
+	other := loginAs(t, app, sandbox.DemoAdminEmail) // a second session of the same admin
+	grant := onlyGrantOf(t, app, 1)
+	app.Sandbox.RevokeRefreshToken(grant.Token.RefreshToken)
+	app.clock.Advance(31 * time.Minute)
+
+	r := s.get("/users?q=bea")
+	if r.Status != http.StatusUnauthorized {
+		t.Fatalf("status %d, want 401: %.400s", r.Status, r.Body)
+	}
+	if msg := r.doc(t).Find(`[data-testid="error-message"]`).Text(); !strings.Contains(msg, "Log in again") {
+		t.Errorf("message %q does not say to log in again", msg)
+	}
+	for _, b := range []*signedIn{s, other} {
+		if page := b.get("/"); page.doc(t).Find(`[data-testid="login"]`).Length() != 1 {
+			t.Error("a session of the admin survived invalid_grant")
+		}
+	}
+}
+
+func TestAuditPageFiltersAndExports(t *testing.T) {
+	t.Parallel()
+	app := newTestApp(t, testAppOptions{})
+	s := loginAs(t, app, sandbox.DemoAdminEmail)
+	s.mustPick(sandbox.DemoBeaEmail)
+	s.act(ticketPath(sandbox.TicketBeaSolved, "rate"), url.Values{"score": {"good"}})
+	s.act(ticketPath(sandbox.TicketBeaClosed, "rate"), url.Values{"score": {"good"}})
+	if err := app.DB.CreateAuditEvent(context.Background(), &store.AuditEvent{AdminID: 99, AdminName: "=cmd|' /C calc'!A0", Action: "rate",
+		EndUser: "@evil", Outcome: "failed", Detail: "+SUM(1,2)"}); err != nil {
+		t.Fatal(err)
+	}
+
+	r := s.get("/audit?action=rate&outcome=ok")
+	rows := r.doc(t).Find(`[data-testid="audit-row"]`)
+	if rows.Length() != 1 || !strings.Contains(rows.Text(), sandbox.DemoBeaEmail) {
+		t.Errorf("filter rate+ok: %d rows: %q", rows.Length(), rows.Text())
+	}
+	r = s.get("/audit?action=rate&outcome=refused")
+	if n := r.doc(t).Find(`[data-testid="audit-row"]`).Length(); n != 1 {
+		t.Errorf("filter rate+refused: %d rows, want 1", n)
+	}
+	if r := s.get("/audit?from=yesterday"); r.Status != http.StatusBadRequest {
+		t.Errorf("bad date: status %d, want 400", r.Status)
+	}
+
+	csvRes := s.get("/audit.csv?action=rate")
+	if ct := csvRes.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/csv") {
+		t.Errorf("content type %q", ct)
+	}
+	recs, err := csv.NewReader(strings.NewReader(csvRes.Body)).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 4 { // header + 3 rate events
+		t.Fatalf("%d CSV records, want 4: %q", len(recs), recs)
+	}
+	for _, rec := range recs[1:] {
+		for _, cell := range rec {
+			if cell != "" && strings.ContainsAny(cell[:1], "=+-@") {
+				t.Errorf("dangerous cell not neutralised: %q", cell)
+			}
+		}
+	}
+}
+
+// onlyGrantOf returns the grant with the given id.
+func onlyGrantOf(t *testing.T, app *testApp, id int64) *store.Grant {
+	t.Helper()
+	g, err := app.DB.FindGrantByID(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g
+}

@@ -1,0 +1,108 @@
+package views
+
+import "time"
+
+// BulkPage is the bulk start page: a new run's form and the run history.
+type BulkPage struct {
+	Page
+	Kinds []KindOption
+	Form  BulkForm
+	Runs  []RunSummary
+	// Error is a whole-file problem with the upload, in plain words.
+	Error    string
+	MaxMB    int
+	MaxRows  int
+	Columns  map[string]string // kind -> the columns it needs, for the help text
+}
+
+// KindOption is one action a bulk run can take.
+type KindOption struct {
+	Value string
+	Label string
+}
+
+// BulkForm is what was typed in the upload form.
+type BulkForm struct {
+	Kind   string
+	Pasted string
+}
+
+// RunSummary is one run in the history.
+type RunSummary struct {
+	ID        int64
+	CreatedAt time.Time
+	Admin     string
+	FileName  string
+	Kind      string
+	State     string
+	Total     int
+	Done      int
+	Failed    int
+	Skipped   int
+	Invalid   int
+}
+
+// RunPage is one run: preview before confirmation, progress while it runs,
+// results after.
+type RunPage struct {
+	Page
+	Run     RunSummary
+	Counts  RunCounts
+	// Preview is true while the run waits for confirmation.
+	Preview bool
+	// Active is true while rows are being sent.
+	Active bool
+	// Finished is true when every row is in a terminal state.
+	Finished     bool
+	PausedReason string
+	Preflighted  bool
+	// Writes is how many Zendesk writes confirming will make.
+	Writes int
+	// Users is how many distinct end users those writes act as.
+	Users       int
+	Rows        []RowView
+	RowFilter   string
+	PrevURL     string
+	NextURL     string
+	Header      []string
+	Mapping     []MappingField
+	Unmapped    []string
+	FirstErrors []RowView
+	Error       string
+}
+
+// RunCounts are the live counts of a run.
+type RunCounts struct {
+	Total      int
+	Invalid    int
+	Duplicates int
+	Pending    int
+	Queued     int
+	Done       int
+	Failed     int
+	Skipped    int
+	Waiting    int
+	Remaining  int
+	Percent    int
+	ETA        string
+}
+
+// RowView is one row of a run as shown.
+type RowView struct {
+	Number    int
+	Cells     []string
+	State     string
+	Errors    []string
+	Duplicate bool
+	HTTP      int
+	Error     string
+	ZendeskID int64
+}
+
+// MappingField is one field of the column-mapping form.
+type MappingField struct {
+	Field    string
+	Label    string
+	Required bool
+	Column   int // -1 when unmapped
+}

@@ -1,0 +1,46 @@
+package views
+
+import (
+	"sort"
+	"strconv"
+)
+
+func roleLabel(role string) string {
+	if role == "end-user" {
+		return "end user"
+	}
+	return role
+}
+
+func statusClass(status string) string {
+	switch status {
+	case "solved", "closed":
+		return "ok"
+	case "new", "open":
+		return "warn"
+	}
+	return ""
+}
+
+func pageSuffix(first bool) string {
+	if first {
+		return ""
+	}
+	return " on this page"
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return strconv.Itoa(n) + " " + many
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
