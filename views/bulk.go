@@ -9,10 +9,10 @@ type BulkPage struct {
 	Form  BulkForm
 	Runs  []RunSummary
 	// Error is a whole-file problem with the upload, in plain words.
-	Error    string
-	MaxMB    int
-	MaxRows  int
-	Columns  map[string]string // kind -> the columns it needs, for the help text
+	Error   string
+	MaxMB   int
+	MaxRows int
+	Columns map[string]string // kind -> the columns it needs, for the help text
 }
 
 // KindOption is one action a bulk run can take.
@@ -46,8 +46,8 @@ type RunSummary struct {
 // results after.
 type RunPage struct {
 	Page
-	Run     RunSummary
-	Counts  RunCounts
+	Run    RunSummary
+	Counts RunCounts
 	// Preview is true while the run waits for confirmation.
 	Preview bool
 	// Active is true while rows are being sent.
