@@ -25,8 +25,9 @@ const (
 	KindSolve         Kind = "solve"
 )
 
-// Kinds lists every action kind in display order.
-var Kinds = []Kind{KindRate, KindCreateRequest, KindComment, KindSolve}
+// Kinds lists every action kind in display order (a fresh slice each call,
+// so no caller can change another's list).
+func Kinds() []Kind { return []Kind{KindRate, KindCreateRequest, KindComment, KindSolve} }
 
 // Label is the kind in plain words, for pages and messages.
 func (k Kind) Label() string {
@@ -45,7 +46,7 @@ func (k Kind) Label() string {
 
 // ParseKind accepts a kind's name.
 func ParseKind(s string) (Kind, error) {
-	for _, k := range Kinds {
+	for _, k := range Kinds() {
 		if string(k) == s {
 			return k, nil
 		}
