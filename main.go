@@ -131,6 +131,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 
+	// Expired sessions are refused on read anyway; this keeps the table small.
+	go sweepSessions(ctx, db, logger)
+
 	srv := &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -160,6 +163,24 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		logger.Warn("http shutdown", "err", err)
 	}
 	return nil
+}
+
+// sweepSessions deletes expired sessions every ten minutes until ctx ends.
+func sweepSessions(ctx context.Context, db *store.DB, logger *slog.Logger) {
+	t := time.NewTicker(10 * time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if n, err := db.DeleteExpiredSessions(ctx); err != nil {
+				logger.Warn("sweep expired sessions", "err", err)
+			} else if n > 0 {
+				logger.Info("swept expired sessions", "count", n)
+			}
+		}
+	}
 }
 
 // printBanner tells a person what to open; in sandbox mode, whom to sign in as.

@@ -447,3 +447,23 @@ func onlyGrant(t *testing.T, app *testApp) *store.Grant {
 	t.Fatal("no grant stored")
 	return nil
 }
+
+func TestHealthAndReadiness(t *testing.T) {
+	t.Parallel()
+	app := newTestApp(t, testAppOptions{})
+	b := app.newBrowser()
+	if r := b.get("/healthz"); r.Status != http.StatusOK {
+		t.Errorf("/healthz: %d", r.Status)
+	}
+	if r := b.get("/readyz"); r.Status != http.StatusOK || !strings.Contains(r.Body, "ready") {
+		t.Errorf("/readyz: %d %q", r.Status, r.Body)
+	}
+	// A database that no longer answers makes the app not ready.
+	app.DB.Close()
+	if r := b.get("/readyz"); r.Status != http.StatusServiceUnavailable {
+		t.Errorf("/readyz with the database closed: %d, want 503", r.Status)
+	}
+	if r := b.get("/healthz"); r.Status != http.StatusOK {
+		t.Errorf("/healthz must not depend on the database: %d", r.Status)
+	}
+}

@@ -4,6 +4,7 @@
 package handlers
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -35,6 +36,8 @@ type Config struct {
 	Sandbox *views.SandboxHint
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Ready reports readiness for /readyz; nil means the database's own check.
+	Ready func(ctx context.Context) error
 }
 
 // app carries the dependencies the handler makers draw from.
@@ -48,6 +51,7 @@ type app struct {
 	hc         *http.Client
 	sandbox    *views.SandboxHint
 	now        func() time.Time
+	ready      func(ctx context.Context) error
 }
 
 // New builds the whole HTTP surface: the Echo router wrapped in
@@ -67,6 +71,10 @@ func New(cfg Config) (http.Handler, error) {
 		hc:         cfg.HTTPClient,
 		sandbox:    cfg.Sandbox,
 		now:        cfg.Now,
+		ready:      cfg.Ready,
+	}
+	if a.ready == nil {
+		a.ready = a.db.Ready
 	}
 	if a.hc == nil {
 		a.hc = &http.Client{Timeout: 30 * time.Second}

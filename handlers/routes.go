@@ -1,7 +1,9 @@
 package handlers
 
 import (
+	"context"
 	"net/http"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -33,7 +35,10 @@ func (a *app) routes(e *echo.Echo) {
 	acting.POST("/requests/:id/comment", a.handleAct(actions.KindComment))
 	acting.POST("/requests/:id/solve", a.handleAct(actions.KindSolve))
 
+	// Liveness says the process serves HTTP; readiness that the database
+	// answers and its schema matches this binary (and whatever else run adds).
 	e.GET("/healthz", func(c echo.Context) error { return c.String(http.StatusOK, "ok\n") })
+	e.GET("/readyz", a.handleReady())
 	e.GET("/static/*", echo.WrapHandler(staticFiles()), cacheStatic)
 }
 
@@ -47,5 +52,20 @@ func cacheStatic(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		c.Response().Header().Set("Cache-Control", "public, max-age=3600")
 		return next(c)
+	}
+}
+
+// handleReady answers 200 when the app can serve, 503 (with the reason, for
+// the operator) when it cannot. It holds no user data, so the reason is safe
+// to show.
+func (a *app) handleReady() echo.HandlerFunc {
+	return func(c echo.Context) error {
+		ctx, cancel := context.WithTimeout(c.Request().Context(), 3*time.Second)
+		defer cancel()
+		if err := a.ready(ctx); err != nil {
+			a.log.Warn("not ready", "err", err)
+			return c.String(http.StatusServiceUnavailable, "not ready: "+err.Error()+"\n")
+		}
+		return c.String(http.StatusOK, "ready\n")
 	}
 }
