@@ -8,9 +8,29 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
+
+// lockedBuilder is a strings.Builder safe to write from one goroutine while
+// another reads it.
+type lockedBuilder struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuilder) WriteString(s string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.b.WriteString(s)
+}
+
+func (l *lockedBuilder) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
 
 func mapEnv(m map[string]string) func(string) string {
 	return func(k string) string { return m[k] }
@@ -18,7 +38,7 @@ func mapEnv(m map[string]string) func(string) string {
 
 // startRun runs the app as `go run .` would, on a free loopback port, and
 // returns the URL it prints.
-func startRun(t *testing.T, env map[string]string, args ...string) (string, *strings.Builder, <-chan error) {
+func startRun(t *testing.T, env map[string]string, args ...string) (string, *lockedBuilder, <-chan error) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
@@ -28,7 +48,7 @@ func startRun(t *testing.T, env map[string]string, args ...string) (string, *str
 		pw.Close()
 		done <- err
 	}()
-	out := &strings.Builder{}
+	out := &lockedBuilder{}
 	urlCh := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(pr)

@@ -467,3 +467,25 @@ func TestHealthAndReadiness(t *testing.T) {
 		t.Errorf("/healthz must not depend on the database: %d", r.Status)
 	}
 }
+
+func TestUnknownPathsSignedOutAreNotFoundWithoutSession(t *testing.T) {
+	t.Parallel()
+	app := newTestApp(t, testAppOptions{})
+	b := app.newBrowser()
+	for _, path := range []string{"/no-such-page", "/as/nothing/here", "/users/x"} {
+		r := b.get(path)
+		if r.Status != http.StatusNotFound {
+			t.Errorf("%s signed out: status %d, want 404", path, r.Status)
+		}
+		if sc := r.Header.Get("Set-Cookie"); sc != "" {
+			t.Errorf("%s signed out set a cookie %q: an unknown path must not start a session", path, sc)
+		}
+	}
+	if r := b.get("/favicon.ico"); r.Status != http.StatusMovedPermanently || r.Header.Get("Set-Cookie") != "" {
+		t.Errorf("/favicon.ico: status %d, Set-Cookie %q", r.Status, r.Header.Get("Set-Cookie"))
+	}
+	// Known admin pages still send a signed-out browser to log in.
+	if r := b.get("/users"); r.Status != http.StatusSeeOther || !strings.HasPrefix(r.Location, "/login?return_to=") {
+		t.Errorf("/users signed out: %d %q, want a redirect to /login", r.Status, r.Location)
+	}
+}

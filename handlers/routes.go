@@ -19,27 +19,31 @@ func (a *app) routes(e *echo.Echo) {
 	e.GET("/oauth/callback", a.handleCallback())
 	e.POST("/logout", a.handleLogout(), a.requireAdmin)
 
-	admin := e.Group("", a.requireAdmin)
-	admin.GET("/users", a.handleUsers())
-	admin.POST("/acting", a.handlePick())
-	admin.POST("/acting/stop", a.handleStopActing())
-	admin.GET("/audit", a.handleAudit())
-	admin.GET("/audit.csv", a.handleAuditCSV())
+	// Middleware is attached per route, not with Group(""): an Echo group
+	// registers catch-all routes, which would send every unknown path (even
+	// a browser's favicon probe) through the login redirect.
+	signedIn := a.requireAdmin
+	acting := chain(a.requireAdmin, a.requireActing)
+	e.GET("/users", a.handleUsers(), signedIn)
+	e.POST("/acting", a.handlePick(), signedIn)
+	e.POST("/acting/stop", a.handleStopActing(), signedIn)
+	e.GET("/audit", a.handleAudit(), signedIn)
+	e.GET("/audit.csv", a.handleAuditCSV(), signedIn)
 
-	acting := admin.Group("/as", a.requireActing)
-	acting.GET("", a.handleRequests())
-	acting.GET("/requests/new", a.handleNewRequest())
-	acting.POST("/requests", a.handleCreateRequest())
-	acting.GET("/requests/:id", a.handleRequest())
-	acting.POST("/requests/:id/rate", a.handleAct(actions.KindRate))
-	acting.POST("/requests/:id/comment", a.handleAct(actions.KindComment))
-	acting.POST("/requests/:id/solve", a.handleAct(actions.KindSolve))
+	e.GET("/as", a.handleRequests(), acting)
+	e.GET("/as/requests/new", a.handleNewRequest(), acting)
+	e.POST("/as/requests", a.handleCreateRequest(), acting)
+	e.GET("/as/requests/:id", a.handleRequest(), acting)
+	e.POST("/as/requests/:id/rate", a.handleAct(actions.KindRate), acting)
+	e.POST("/as/requests/:id/comment", a.handleAct(actions.KindComment), acting)
+	e.POST("/as/requests/:id/solve", a.handleAct(actions.KindSolve), acting)
 
 	// Liveness says the process serves HTTP; readiness that the database
 	// answers and its schema matches this binary (and whatever else run adds).
 	e.GET("/healthz", func(c echo.Context) error { return c.String(http.StatusOK, "ok\n") })
 	e.GET("/readyz", a.handleReady())
 	e.GET("/static/*", echo.WrapHandler(staticFiles()), cacheStatic)
+	e.GET("/favicon.ico", func(c echo.Context) error { return c.Redirect(http.StatusMovedPermanently, "/static/favicon.svg") })
 }
 
 // staticFiles serves the embedded CSS and JS.
@@ -67,5 +71,15 @@ func (a *app) handleReady() echo.HandlerFunc {
 			return c.String(http.StatusServiceUnavailable, "not ready: "+err.Error()+"\n")
 		}
 		return c.String(http.StatusOK, "ready\n")
+	}
+}
+
+// chain composes middleware, first outermost; none is the identity.
+func chain(m ...echo.MiddlewareFunc) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		for i := len(m) - 1; i >= 0; i-- {
+			next = m[i](next)
+		}
+		return next
 	}
 }

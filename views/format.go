@@ -14,7 +14,7 @@ func roleLabel(role string) string {
 
 func statusClass(status string) string {
 	switch status {
-	case "solved", "closed":
+	case "solved":
 		return "ok"
 	case "new", "open":
 		return "warn"
