@@ -22,6 +22,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/onbehalf/onbehalf/bulk"
 	"github.com/onbehalf/onbehalf/handlers"
 	"github.com/onbehalf/onbehalf/oauthflow"
 	"github.com/onbehalf/onbehalf/store"
@@ -118,6 +119,20 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return fmt.Errorf("oauth client: %w", err)
 	}
 
+	engine, err := bulk.NewEngine(ctx, bulk.Config{
+		DB:         db,
+		Logger:     logger,
+		ZendeskURL: zendeskURL,
+		Refresh:    handlers.RefreshFunc(flow),
+		RateLimit:  cfg.ZendeskRateLimit,
+	})
+	if err != nil {
+		return fmt.Errorf("start bulk engine: %w", err)
+	}
+	if err := engine.Start(ctx); err != nil {
+		return fmt.Errorf("start bulk engine: %w", err)
+	}
+
 	handler, err := handlers.New(handlers.Config{
 		Logger:     logger,
 		DB:         db,
@@ -126,6 +141,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		ZendeskURL: zendeskURL,
 		PublicURL:  pub,
 		Sandbox:    hint,
+		Bulk:       engine,
+		Ready:      db.Ready,
 	})
 	if err != nil {
 		return err
@@ -161,6 +178,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil {
 		logger.Warn("http shutdown", "err", err)
+	}
+	// Workers stop after HTTP so no new run starts meanwhile; a row cut
+	// off here is picked up again at the next start (rows are idempotent
+	// or re-checked), then the store closes (deferred).
+	if err := engine.Stop(shutdownCtx); err != nil {
+		logger.Warn("bulk engine shutdown", "err", err)
 	}
 	return nil
 }

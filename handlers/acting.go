@@ -322,7 +322,7 @@ func (a *app) loadRequestPage(c echo.Context, zc *zendesk.Client, id int64) (vie
 	} else {
 		p.Rate.Allowed = true
 		if sr := ticket.SatisfactionRating; sr != nil && (sr.Score == "good" || sr.Score == "bad") {
-			p.Rate.Score = sr.Score
+			p.Rate.Score, p.Rate.Comment = sr.Score, sr.Comment
 		}
 	}
 	warning, r := actions.CheckComment(req)

@@ -183,6 +183,16 @@ func (a *app) handleCallback() echo.HandlerFunc {
 		}
 		a.audit(ctx, c, store.AuditEvent{AdminID: me.ID, AdminName: me.Name, Action: "login", Outcome: "ok",
 			Detail: "scopes: " + oauthflow.GrantedScope(tok)})
+		// Bulk runs paused because this admin's previous login died go on
+		// with the new one.
+		if resumed, err := a.db.ResumeRunsForAdmin(ctx, me.ID, grant.ID); err != nil {
+			a.log.Error("resume paused runs", "admin_id", me.ID, "err", err)
+		} else if len(resumed) > 0 {
+			sess.Values[keyNotice] = fmt.Sprintf("Welcome back. %d paused bulk run(s) continue with your new login.", len(resumed))
+			if err := sess.Save(c.Request(), c.Response()); err != nil {
+				a.log.Warn("save notice", "err", err)
+			}
+		}
 		return c.Redirect(http.StatusSeeOther, returnTo)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 
+	"github.com/onbehalf/onbehalf/bulk"
 	"github.com/onbehalf/onbehalf/oauthflow"
 	"github.com/onbehalf/onbehalf/store"
 	"github.com/onbehalf/onbehalf/views"
@@ -38,6 +39,12 @@ type Config struct {
 	Now func() time.Time
 	// Ready reports readiness for /readyz; nil means the database's own check.
 	Ready func(ctx context.Context) error
+	// Bulk runs CSV uploads; required.
+	Bulk *bulk.Engine
+	// MaxUploadBytes bounds a CSV upload; 0 means bulk.DefaultMaxBytes.
+	MaxUploadBytes int64
+	// ProgressEvery is how often a run's progress is pushed; 0 means 1s.
+	ProgressEvery time.Duration
 }
 
 // app carries the dependencies the handler makers draw from.
@@ -52,14 +59,18 @@ type app struct {
 	sandbox    *views.SandboxHint
 	now        func() time.Time
 	ready      func(ctx context.Context) error
+
+	bulk          *bulk.Engine
+	maxUpload     int64
+	progressEvery time.Duration
 }
 
 // New builds the whole HTTP surface: the Echo router wrapped in
 // net/http's cross-origin protection, which refuses cross-site POSTs before
 // any handler runs (security promise 5, first layer).
 func New(cfg Config) (http.Handler, error) {
-	if cfg.Logger == nil || cfg.DB == nil || cfg.Sessions == nil || cfg.OAuth == nil || cfg.ZendeskURL == "" || cfg.PublicURL == nil {
-		return nil, errors.New("handlers: Logger, DB, Sessions, OAuth, ZendeskURL and PublicURL are required")
+	if cfg.Logger == nil || cfg.DB == nil || cfg.Sessions == nil || cfg.OAuth == nil || cfg.ZendeskURL == "" || cfg.PublicURL == nil || cfg.Bulk == nil {
+		return nil, errors.New("handlers: Logger, DB, Sessions, OAuth, ZendeskURL, PublicURL and Bulk are required")
 	}
 	a := &app{
 		log:        cfg.Logger,
@@ -72,6 +83,16 @@ func New(cfg Config) (http.Handler, error) {
 		sandbox:    cfg.Sandbox,
 		now:        cfg.Now,
 		ready:      cfg.Ready,
+
+		bulk:          cfg.Bulk,
+		maxUpload:     cfg.MaxUploadBytes,
+		progressEvery: cfg.ProgressEvery,
+	}
+	if a.maxUpload <= 0 {
+		a.maxUpload = bulk.DefaultMaxBytes
+	}
+	if a.progressEvery <= 0 {
+		a.progressEvery = time.Second
 	}
 	if a.ready == nil {
 		a.ready = a.db.Ready

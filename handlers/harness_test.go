@@ -17,6 +17,7 @@ import (
 
 	"github.com/PuerkitoBio/goquery"
 
+	"github.com/onbehalf/onbehalf/bulk"
 	"github.com/onbehalf/onbehalf/oauthflow"
 	"github.com/onbehalf/onbehalf/store"
 	"github.com/onbehalf/onbehalf/zendesk/sandbox"
@@ -120,14 +121,29 @@ func newTestApp(t *testing.T, opts testAppOptions) *testApp {
 	if err != nil {
 		t.Fatalf("oauthflow: %v", err)
 	}
+	engine, err := bulk.NewEngine(context.Background(), bulk.Config{DB: db, Logger: logger, ZendeskURL: sb.URL,
+		Refresh: RefreshFunc(flow), RateLimit: 6000, Now: clock.Now, RescueStuckJobsAfter: 5 * time.Second})
+	if err != nil {
+		t.Fatalf("bulk engine: %v", err)
+	}
+	if err := engine.Start(context.Background()); err != nil {
+		t.Fatalf("start bulk engine: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		engine.Stop(ctx)
+	})
 	h, err = New(Config{
-		Logger:     logger,
-		DB:         db,
-		Sessions:   db.SessionStore(store.SessionOptions{Secure: pub.Scheme == "https"}),
-		OAuth:      flow,
-		ZendeskURL: sb.URL,
-		PublicURL:  pub,
-		Now:        clock.Now,
+		Logger:        logger,
+		DB:            db,
+		Sessions:      db.SessionStore(store.SessionOptions{Secure: pub.Scheme == "https"}),
+		OAuth:         flow,
+		ZendeskURL:    sb.URL,
+		PublicURL:     pub,
+		Now:           clock.Now,
+		Bulk:          engine,
+		ProgressEvery: 50 * time.Millisecond,
 	})
 	if err != nil {
 		t.Fatalf("handlers.New: %v", err)

@@ -38,6 +38,15 @@ func (a *app) routes(e *echo.Echo) {
 	e.POST("/as/requests/:id/comment", a.handleAct(actions.KindComment), acting)
 	e.POST("/as/requests/:id/solve", a.handleAct(actions.KindSolve), acting)
 
+	e.GET("/bulk", a.handleBulk(), signedIn)
+	e.POST("/bulk", a.handleUpload(), signedIn)
+	e.GET("/bulk/runs/:id", a.handleRun(), signedIn)
+	e.GET("/bulk/runs/:id/events", a.handleEvents(), signedIn)
+	e.GET("/bulk/runs/:id/results.csv", a.handleResults(), signedIn)
+	e.POST("/bulk/runs/:id/confirm", a.handleConfirm(), signedIn)
+	e.POST("/bulk/runs/:id/cancel", a.handleCancel(), signedIn)
+	e.POST("/bulk/runs/:id/retry", a.handleRetry(), signedIn)
+
 	// Liveness says the process serves HTTP; readiness that the database
 	// answers and its schema matches this binary (and whatever else run adds).
 	e.GET("/healthz", func(c echo.Context) error { return c.String(http.StatusOK, "ok\n") })

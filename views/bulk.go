@@ -57,9 +57,7 @@ type RunPage struct {
 	PausedReason string
 	Preflighted  bool
 	// Writes is how many Zendesk writes confirming will make.
-	Writes int
-	// Users is how many distinct end users those writes act as.
-	Users       int
+	Writes      int
 	Rows        []RowView
 	RowFilter   string
 	PrevURL     string

@@ -1,0 +1,609 @@
+package bulk
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riversqlite"
+	"github.com/riverqueue/river/rivermigrate"
+	"github.com/riverqueue/river/rivertype"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/onbehalf/onbehalf/actions"
+	"github.com/onbehalf/onbehalf/store"
+	"github.com/onbehalf/onbehalf/zendesk"
+)
+
+// Defaults for Config fields left zero.
+const (
+	DefaultWorkers              = 20
+	DefaultRescueStuckJobsAfter = time.Minute
+	// maxAttempts bounds the attempts of a row that keeps failing in ways
+	// that may pass (network, 5xx); snoozes on 429/503 do not count.
+	maxAttempts = 8
+	// pausedSnooze is how often a job of a paused run looks again.
+	defaultPausedSnooze = 15 * time.Second
+	// defaultRetryBase is the first back-off after a failed attempt; it
+	// doubles with every attempt (2 s, 4 s, … about 4 min at the 8th).
+	defaultRetryBase = 2 * time.Second
+	// maxHold is the longest a worker waits in the throttle for a block
+	// (Retry-After) to pass before it hands the row back to the queue
+	// with a snooze instead of holding a worker slot.
+	maxHold = 2 * time.Second
+	// prefetchChunk rows share one Batch.Prefetch (show_many takes 100
+	// ids, zendesk-api.md §3.3).
+	prefetchChunk = 100
+)
+
+// pausedReason is what a run paused on a dead sign-in says.
+const pausedReason = "Your Zendesk sign-in expired or was revoked. Log in again to continue."
+
+// ErrNoFailedRows is returned by RetryFailed for a run without failed rows.
+var ErrNoFailedRows = errors.New("bulk: the run has no failed rows to retry")
+
+// Config is what an Engine needs.
+type Config struct {
+	DB     *store.DB
+	Logger *slog.Logger // nil discards
+	// ZendeskURL is the account's base URL.
+	ZendeskURL string
+	// HTTPClient sends the Zendesk calls; nil uses the zendesk package's
+	// default.
+	HTTPClient *http.Client
+	// Refresh renews an admin's token; the app's adapter reports
+	// invalid_grant as zendesk.ErrTokenInvalid, which pauses the run.
+	Refresh store.RefreshFunc
+	// RateLimit is ZENDESK_RATE_LIMIT: calls per minute to the account.
+	RateLimit int
+	// Workers is how many rows run at once; 0 means DefaultWorkers.
+	Workers int
+	// RescueStuckJobsAfter is how long a row's job may look running before
+	// River hands it to another worker (after a crash); 0 means
+	// DefaultRescueStuckJobsAfter. A job is given half of it to finish.
+	RescueStuckJobsAfter time.Duration
+	// Now is the clock for rows and audit rows; nil means time.Now.
+	Now func() time.Time
+	// Throttle is the account's throttle, to share it with the web
+	// handlers; nil makes one at RateLimit.
+	Throttle *Throttle
+
+	// Knobs for tests.
+	pausedSnooze time.Duration
+	retryBase    time.Duration
+	pollInterval time.Duration
+}
+
+// Engine runs bulk runs: it confirms them into one River job per row, works
+// the rows under the account's throttle, and keeps every row's one terminal
+// state in the store.
+type Engine struct {
+	db       *store.DB
+	log      *slog.Logger
+	now      func() time.Time
+	throttle *Throttle
+	queue    *river.Client[*sql.Tx]
+
+	zendeskURL string
+	httpClient *http.Client
+	refresh    store.RefreshFunc
+	jobTimeout time.Duration
+	paused     time.Duration
+
+	mu   sync.Mutex
+	runs map[int64]*runState
+}
+
+// NewEngine applies River's migrations to the store's database and builds
+// the queue client; Start starts working.
+func NewEngine(ctx context.Context, cfg Config) (*Engine, error) {
+	if cfg.DB == nil {
+		return nil, errors.New("bulk: new engine: no database")
+	}
+	if cfg.ZendeskURL == "" {
+		return nil, errors.New("bulk: new engine: no Zendesk URL")
+	}
+	if cfg.RateLimit <= 0 {
+		return nil, fmt.Errorf("bulk: new engine: rate limit %d per minute", cfg.RateLimit)
+	}
+	e := &Engine{
+		db:         cfg.DB,
+		log:        cfg.Logger,
+		now:        cfg.Now,
+		throttle:   cfg.Throttle,
+		zendeskURL: cfg.ZendeskURL,
+		httpClient: cfg.HTTPClient,
+		refresh:    cfg.Refresh,
+		paused:     cmpOr(cfg.pausedSnooze, defaultPausedSnooze),
+		runs:       make(map[int64]*runState),
+	}
+	if e.log == nil {
+		e.log = slog.New(slog.DiscardHandler)
+	}
+	if e.now == nil {
+		e.now = time.Now
+	}
+	if e.throttle == nil {
+		e.throttle = NewThrottle(cfg.RateLimit, nil)
+	}
+	rescue := cmpOr(cfg.RescueStuckJobsAfter, DefaultRescueStuckJobsAfter)
+	e.jobTimeout = rescue / 2
+	workers := river.NewWorkers()
+	if err := river.AddWorkerSafely(workers, &rowWorker{e: e}); err != nil {
+		return nil, fmt.Errorf("bulk: new engine: %w", err)
+	}
+	poll := cmpOr(cfg.pollInterval, 200*time.Millisecond)
+	q, err := newQueue(ctx, cfg.DB, &river.Config{
+		Logger:               e.log,
+		Queues:               map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: cmpOr(cfg.Workers, DefaultWorkers)}},
+		Workers:              workers,
+		MaxAttempts:          maxAttempts,
+		JobTimeout:           e.jobTimeout,
+		RescueStuckJobsAfter: rescue,
+		FetchCooldown:        min(poll, 50*time.Millisecond),
+		FetchPollInterval:    poll,
+		RetryPolicy:          backoff{base: cmpOr(cfg.retryBase, defaultRetryBase)},
+	})
+	if err != nil {
+		return nil, err
+	}
+	e.queue = q
+	return e, nil
+}
+
+// newQueue is the one place that picks River's driver for the store's
+// database and applies River's migrations (the River CLI is not needed).
+// Only SQLite is wired: River's PostgreSQL driver (riverpgxv5) works on a
+// pgx pool and pgx.Tx, while the store hands out *sql.Tx, so PostgreSQL
+// needs the store to expose its pgx pool first.
+func newQueue(ctx context.Context, db *store.DB, cfg *river.Config) (*river.Client[*sql.Tx], error) {
+	if d := db.Dialect(); d != "sqlite" {
+		return nil, fmt.Errorf("bulk: new engine: the job queue does not support %s yet", d)
+	}
+	driver := riversqlite.New(db.SQL())
+	m, err := rivermigrate.New(driver, &rivermigrate.Config{Logger: cfg.Logger})
+	if err != nil {
+		return nil, fmt.Errorf("bulk: new engine: migrator: %w", err)
+	}
+	if _, err := m.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
+		return nil, fmt.Errorf("bulk: new engine: migrate job queue: %w", err)
+	}
+	q, err := river.NewClient(driver, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("bulk: new engine: queue client: %w", err)
+	}
+	return q, nil
+}
+
+func cmpOr[T comparable](v, def T) T {
+	var zero T
+	if v == zero {
+		return def
+	}
+	return v
+}
+
+// backoff retries a failed row after base, 2×base, 4×base, … with ±20%
+// jitter, so rows that failed together do not all come back together.
+type backoff struct{ base time.Duration }
+
+// NextRetry implements river.ClientRetryPolicy.
+func (b backoff) NextRetry(job *rivertype.JobRow) time.Time {
+	n := max(job.Attempt, 1) - 1
+	d := b.base << min(n, 16)
+	d = time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
+	return time.Now().Add(d)
+}
+
+// Throttle returns the engine's throttle, to share with other Zendesk
+// clients of the same account.
+func (e *Engine) Throttle() *Throttle { return e.throttle }
+
+// Start starts working queued rows; it returns at once.
+func (e *Engine) Start(ctx context.Context) error {
+	if err := e.queue.Start(ctx); err != nil {
+		return fmt.Errorf("bulk: start: %w", err)
+	}
+	return nil
+}
+
+// Stop stops taking rows and waits for the rows being worked until ctx's
+// deadline; then it cancels them (each returns to the queue as an attempt
+// with an unknown outcome, re-checked when it runs again) and waits for
+// them to return.
+func (e *Engine) Stop(ctx context.Context) error {
+	err := e.queue.Stop(ctx)
+	if err == nil {
+		return nil
+	}
+	hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if herr := e.queue.StopAndCancel(hctx); herr != nil {
+		return fmt.Errorf("bulk: stop: %w (hard stop: %w)", err, herr)
+	}
+	return nil
+}
+
+// rowArgs is one row's job. Unique by args: the same row of the same run
+// is never queued twice.
+type rowArgs struct {
+	RunID int64 `json:"run_id"`
+	Row   int   `json:"row"`
+}
+
+// Kind implements river.JobArgs.
+func (rowArgs) Kind() string { return "onbehalf_bulk_row" }
+
+// InsertOpts implements river.JobArgsWithInsertOpts.
+func (rowArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{MaxAttempts: maxAttempts, UniqueOpts: river.UniqueOpts{ByArgs: true}}
+}
+
+// Confirm starts a previewed run: in ONE transaction the run becomes
+// queued, its valid rows queued, and one job per row is inserted. A run
+// that is not in preview any more gives store.ErrConflict.
+func (e *Engine) Confirm(ctx context.Context, runID int64) error {
+	err := e.db.StartRun(ctx, runID, func(tx *sql.Tx, rows []int) error {
+		for len(rows) > 0 {
+			n := min(len(rows), 1000)
+			params := make([]river.InsertManyParams, n)
+			for i, num := range rows[:n] {
+				params[i] = river.InsertManyParams{Args: rowArgs{RunID: runID, Row: num}}
+			}
+			if _, err := e.queue.InsertManyTx(ctx, tx, params); err != nil {
+				return err
+			}
+			rows = rows[n:]
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("bulk: confirm run %d: %w", runID, err)
+	}
+	// A run without valid rows has nothing to wait for.
+	if _, err := e.db.FinishRunIfDone(ctx, runID); err != nil {
+		return fmt.Errorf("bulk: confirm run %d: %w", runID, err)
+	}
+	return nil
+}
+
+// Cancel cancels a run: its remaining rows become skipped ("Cancelled by
+// <admin>."). A row being sent right now is left to its worker, which
+// records what Zendesk answered; if it has to try again it is skipped too.
+func (e *Engine) Cancel(ctx context.Context, runID int64) error {
+	run, err := e.db.FindRunByID(ctx, runID)
+	if err != nil {
+		return fmt.Errorf("bulk: cancel run %d: %w", runID, err)
+	}
+	reason := fmt.Sprintf("Cancelled by %s.", run.AdminName)
+	if _, err := e.db.CancelRun(ctx, runID, reason, e.now().Add(-e.jobTimeout)); err != nil {
+		return fmt.Errorf("bulk: cancel run %d: %w", runID, err)
+	}
+	e.forget(runID)
+	return nil
+}
+
+// Progress is what the progress page shows.
+type Progress struct {
+	Run    store.Run
+	Counts store.RunCounts
+	// RatePerMinute is the rate the throttle keeps to now.
+	RatePerMinute float64
+	// ETA estimates the time left: the remaining rows' calls at the
+	// throttle's rate, plus any Retry-After in force. Zero when nothing is
+	// left or the run is not running.
+	ETA time.Duration
+}
+
+// callsPerRow is about how many Zendesk calls a row of kind k costs:
+// ratings read in batches of 100; comments and solves read the request as
+// the user; a solve reads it back after the write.
+func callsPerRow(k actions.Kind) float64 {
+	switch k {
+	case actions.KindComment:
+		return 2
+	case actions.KindSolve:
+		return 3
+	case actions.KindCreateRequest:
+		return 1.01
+	}
+	return 1.02
+}
+
+// Progress returns the run's counts and an estimate of the time left.
+func (e *Engine) Progress(ctx context.Context, runID int64) (Progress, error) {
+	run, err := e.db.FindRunByID(ctx, runID)
+	if err != nil {
+		return Progress{}, fmt.Errorf("bulk: progress of run %d: %w", runID, err)
+	}
+	c, err := e.db.RunCounts(ctx, runID)
+	if err != nil {
+		return Progress{}, fmt.Errorf("bulk: progress of run %d: %w", runID, err)
+	}
+	p := Progress{Run: *run, Counts: c, RatePerMinute: e.throttle.RatePerMinute()}
+	switch run.State {
+	case store.RunQueued, store.RunRunning:
+		if left := c.Remaining(); left > 0 && p.RatePerMinute > 0 {
+			calls := float64(left) * callsPerRow(actions.Kind(run.Kind))
+			p.ETA = time.Duration(calls/p.RatePerMinute*float64(time.Minute)) + e.throttle.Delay()
+		}
+	}
+	return p, nil
+}
+
+// RetryFailed starts a new run, in preview, from the failed rows of runID,
+// for admin with grantID. The rows keep their numbers and cells, so the new
+// results line up with the original file. It returns the new run's id, or
+// ErrNoFailedRows.
+func (e *Engine) RetryFailed(ctx context.Context, runID int64, admin actions.Admin, grantID int64) (int64, error) {
+	old, err := e.db.FindRunByID(ctx, runID)
+	if err != nil {
+		return 0, fmt.Errorf("bulk: retry run %d: %w", runID, err)
+	}
+	c, err := e.db.RunCounts(ctx, runID)
+	if err != nil {
+		return 0, fmt.Errorf("bulk: retry run %d: %w", runID, err)
+	}
+	if c.Failed == 0 {
+		return 0, fmt.Errorf("bulk: retry run %d: %w", runID, ErrNoFailedRows)
+	}
+	r := &store.Run{AdminID: admin.ID, AdminName: admin.Name, GrantID: grantID, Kind: old.Kind,
+		FileName: old.FileName, Header: old.Header, Mapping: old.Mapping, Delimiter: old.Delimiter, RetryOf: old.ID}
+	err = e.db.CreateRunWithRows(ctx, r, func(add func([]store.RunRow) error) error {
+		var batch []store.RunRow
+		err := e.db.EachRunRow(ctx, runID, func(row store.RunRow) error {
+			if row.State != store.RowFailed {
+				return nil
+			}
+			batch = append(batch, store.RunRow{Number: row.Number, Cells: row.Cells, Action: row.Action,
+				Valid: true, Key: row.Key, Duplicate: row.Duplicate})
+			if len(batch) == 500 {
+				if err := add(batch); err != nil {
+					return err
+				}
+				batch = batch[:0]
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		return add(batch)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("bulk: retry run %d: %w", runID, err)
+	}
+	return r.ID, nil
+}
+
+// StoreRows converts rows Read emitted into rows for the store (the action
+// as JSON; the run's kind says which type it is).
+func StoreRows(rows []Row) ([]store.RunRow, error) {
+	out := make([]store.RunRow, len(rows))
+	for i, r := range rows {
+		sr := store.RunRow{Number: r.Number, Cells: r.Cells, Valid: r.Action != nil, Errors: r.Errors,
+			Key: r.Key, Duplicate: r.Duplicate}
+		if r.Action != nil {
+			b, err := json.Marshal(r.Action)
+			if err != nil {
+				return nil, fmt.Errorf("bulk: encode row %d: %w", r.Number, err)
+			}
+			sr.Action = b
+		}
+		out[i] = sr
+	}
+	return out, nil
+}
+
+// decodeAction reads a stored action of kind k.
+func decodeAction(k actions.Kind, data []byte) (actions.Action, error) {
+	var a actions.Action
+	var err error
+	switch k {
+	case actions.KindRate:
+		var v actions.Rate
+		err = json.Unmarshal(data, &v)
+		a = v
+	case actions.KindCreateRequest:
+		var v actions.CreateRequest
+		err = json.Unmarshal(data, &v)
+		a = v
+	case actions.KindComment:
+		var v actions.Comment
+		err = json.Unmarshal(data, &v)
+		a = v
+	case actions.KindSolve:
+		var v actions.Solve
+		err = json.Unmarshal(data, &v)
+		a = v
+	default:
+		return nil, fmt.Errorf("bulk: unknown action %q", k)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("bulk: decode %s action: %w", k, err)
+	}
+	return a, nil
+}
+
+// Import reads a CSV for a new run (in preview) and stores it with its rows
+// in one transaction: a file found bad half-way leaves nothing behind.
+// run must carry AdminID, AdminName, GrantID, Kind and FileName; its ID,
+// Header, Mapping, Delimiter and counts are set.
+func Import(ctx context.Context, db *store.DB, run *store.Run, r io.Reader, opt Options) (Summary, error) {
+	var sum Summary
+	err := db.CreateRunWithRows(ctx, run, func(add func([]store.RunRow) error) error {
+		var err error
+		sum, err = Read(r, actions.Kind(run.Kind), opt, func(batch []Row) error {
+			rows, err := StoreRows(batch)
+			if err != nil {
+				return err
+			}
+			return add(rows)
+		})
+		if err != nil {
+			return err
+		}
+		run.Header = sum.Header
+		run.Mapping = make(map[string]int, len(sum.Mapping))
+		for f, i := range sum.Mapping {
+			run.Mapping[string(f)] = i
+		}
+		run.Delimiter = string(sum.Delimiter)
+		return nil
+	})
+	return sum, err
+}
+
+// runState is what workers share about one run: the admin's Zendesk client
+// and the Batch lookup filled ahead 100 rows at a time.
+type runState struct {
+	grantID int64
+	zc      *zendesk.Client
+	batch   *actions.Batch
+	runner  *actions.Runner
+
+	prefetch singleflight.Group
+	mu       sync.Mutex
+	fetched  map[int]bool // chunk -> prefetched
+}
+
+// state returns the shared state of run, rebuilt when the run switched to a
+// new grant (the admin logged in again).
+func (e *Engine) state(run *store.Run) (*runState, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if rs, ok := e.runs[run.ID]; ok && rs.grantID == run.GrantID {
+		return rs, nil
+	}
+	opts := []zendesk.Option{zendesk.WithLimiter(e.throttle), zendesk.WithUserAgent("onbehalf-bulk")}
+	if e.httpClient != nil {
+		opts = append(opts, zendesk.WithHTTPClient(e.httpClient))
+	}
+	zc, err := zendesk.New(e.zendeskURL, e.db.TokenSource(run.GrantID, e.refresh), opts...)
+	if err != nil {
+		return nil, fmt.Errorf("bulk: zendesk client for run %d: %w", run.ID, err)
+	}
+	rs := &runState{
+		grantID: run.GrantID,
+		zc:      zc,
+		batch:   actions.NewBatch(zc),
+		runner: &actions.Runner{Zendesk: zc, Audit: e.db, Admin: actions.Admin{ID: run.AdminID, Name: run.AdminName},
+			Now: e.now},
+		fetched: make(map[int]bool),
+	}
+	e.runs[run.ID] = rs
+	return rs, nil
+}
+
+// forget drops a finished run's shared state.
+func (e *Engine) forget(runID int64) {
+	e.mu.Lock()
+	delete(e.runs, runID)
+	e.mu.Unlock()
+}
+
+// PreflightSummary is what a pre-flight found.
+type PreflightSummary struct {
+	// Checked counts the valid rows checked; Failing those that would be
+	// refused; Unchecked those Zendesk could not answer for right now.
+	Checked, Failing, Unchecked int
+	// First lists the first problems found, in row order.
+	First []RowProblem
+}
+
+// RowProblem is why one row would fail.
+type RowProblem struct {
+	Number  int
+	Message string
+}
+
+// maxFirstProblems bounds PreflightSummary.First.
+const maxFirstProblems = 20
+
+// Preflight checks every valid row of a run against Zendesk without
+// changing anything, and records the reason each failing row would fail
+// (store.SetRowPreflight). Users and tickets are read in batches of 100
+// (show_many); comments and solves also read each request as its user,
+// one call per row, since only that read tells whether the user may act on
+// it (zendesk-api.md §3.1).
+func (e *Engine) Preflight(ctx context.Context, runID int64) (PreflightSummary, error) {
+	run, err := e.db.FindRunByID(ctx, runID)
+	if err != nil {
+		return PreflightSummary{}, fmt.Errorf("bulk: preflight run %d: %w", runID, err)
+	}
+	rs, err := e.state(run)
+	if err != nil {
+		return PreflightSummary{}, fmt.Errorf("bulk: preflight run %d: %w", runID, err)
+	}
+	kind := actions.Kind(run.Kind)
+	var sum PreflightSummary
+	errs := make(map[int]string)
+	var chunk []store.RunRow
+	check := func() error {
+		var users []string
+		var tickets []int64
+		acts := make([]actions.Action, len(chunk))
+		for i, r := range chunk {
+			a, err := decodeAction(kind, r.Action)
+			if err != nil {
+				return err
+			}
+			acts[i] = a
+			users = append(users, a.EndUser())
+			if id := a.TicketID(); id > 0 {
+				tickets = append(tickets, id)
+			}
+		}
+		if err := rs.batch.Prefetch(ctx, users, tickets); err != nil {
+			return err
+		}
+		for i, r := range chunk {
+			sum.Checked++
+			_, err := rs.runner.Preflight(ctx, acts[i], rs.batch)
+			if err == nil {
+				continue
+			}
+			ref := actions.Explain(err)
+			if ref.Temporary() || ref.Code == actions.CodeLoginExpired {
+				sum.Unchecked++
+				continue
+			}
+			sum.Failing++
+			errs[r.Number] = ref.Message
+			if len(sum.First) < maxFirstProblems {
+				sum.First = append(sum.First, RowProblem{Number: r.Number, Message: ref.Message})
+			}
+		}
+		chunk = chunk[:0]
+		return nil
+	}
+	err = e.db.EachRunRow(ctx, runID, func(r store.RunRow) error {
+		if !r.Valid {
+			return nil
+		}
+		chunk = append(chunk, r)
+		if len(chunk) == prefetchChunk {
+			return check()
+		}
+		return nil
+	})
+	if err == nil && len(chunk) > 0 {
+		err = check()
+	}
+	if err != nil {
+		return sum, fmt.Errorf("bulk: preflight run %d: %w", runID, err)
+	}
+	if err := e.db.SetRowPreflight(ctx, runID, errs); err != nil {
+		return sum, fmt.Errorf("bulk: preflight run %d: %w", runID, err)
+	}
+	return sum, nil
+}

@@ -1,0 +1,242 @@
+package bulk
+
+import (
+	"context"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/onbehalf/onbehalf/zendesk"
+)
+
+// lowRemainingPercent is the share of Zendesk's per-minute limit below which
+// the throttle stops trusting its own bucket and paces the calls left over
+// the time until the window resets (zendesk-api.md §4.2).
+const lowRemainingPercent = 5
+
+// Throttle is the one budget of calls to one Zendesk account, shared by every
+// client acting for it in this process (zendesk-api.md §4.2: the limit is per
+// account, whoever's token and whichever end user). It implements
+// zendesk.Limiter: a token bucket at the configured rate with a small burst,
+// and on top of it whatever Zendesk's answers say (Retry-After,
+// X-Rate-Limit-Remaining). It is safe for concurrent use.
+type Throttle struct {
+	now   func() time.Time
+	sleep func(ctx context.Context, d time.Duration) error
+
+	mu      sync.Mutex
+	rate    float64 // tokens per second, the lower of ours and Zendesk's
+	ownRate float64
+	burst   float64
+	tokens  float64
+	last    time.Time
+	// blockedUntil: nobody sends before it (a 429 or 503 Retry-After, or a
+	// spent window).
+	blockedUntil time.Time
+	// lowRate (tokens per second) applies until lowUntil: the calls left
+	// in a nearly spent window, spread over the time until it resets.
+	lowRate  float64
+	lowUntil time.Time
+
+	waits, observed429, observed503 int64
+	waitedTotal                     time.Duration
+}
+
+// ThrottleStats counts what a Throttle did, for logs and tests.
+type ThrottleStats struct {
+	// Waits counts Wait calls that had to wait.
+	Waits int64
+	// Waited is the total time Wait calls spent waiting.
+	Waited time.Duration
+	// Observed429 and Observed503 count the 429 and 503 answers reported.
+	Observed429, Observed503 int64
+	// RatePerMinute is the rate the throttle currently keeps to.
+	RatePerMinute float64
+}
+
+// NewThrottle returns a Throttle allowing perMinute calls a minute (at least
+// 1). now is the clock (nil: time.Now).
+//
+// The burst is half a second's worth (at least 1), half of the one second
+// Zendesk-style buckets allow: calls reach Zendesk after a varying delay, so
+// a stream that is exactly at the rate when it leaves here arrives bunched
+// up; the slack in Zendesk's own bucket absorbs that only if ours is smaller.
+func NewThrottle(perMinute int, now func() time.Time) *Throttle {
+	if perMinute < 1 {
+		perMinute = 1
+	}
+	if now == nil {
+		now = time.Now
+	}
+	rate := float64(perMinute) / 60
+	burst := max(1, float64(perMinute/120))
+	return &Throttle{now: now, sleep: sleepCtx, rate: rate, ownRate: rate, burst: burst, tokens: burst, last: now()}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// refillLocked adds the tokens earned since the last refill.
+func (t *Throttle) refillLocked(now time.Time) {
+	if el := now.Sub(t.last); el > 0 {
+		t.tokens = min(t.burst, t.tokens+el.Seconds()*t.rateLocked(now))
+		t.last = now
+	}
+}
+
+// rateLocked is the rate in force at now.
+func (t *Throttle) rateLocked(now time.Time) float64 {
+	if now.Before(t.lowUntil) {
+		return min(t.rate, t.lowRate)
+	}
+	return t.rate
+}
+
+// Wait blocks until a call may be sent, or returns ctx's error. A caller
+// takes its token at once and sleeps until the bucket has earned it, so
+// waiting callers are served in order; a block that starts while it sleeps
+// (another call got a 429) makes it wait for that too.
+func (t *Throttle) Wait(ctx context.Context) error {
+	counted := false
+	for {
+		t.mu.Lock()
+		now := t.now()
+		if now.Before(t.blockedUntil) {
+			d := t.blockedUntil.Sub(now)
+			t.noteWaitLocked(&counted, d)
+			t.mu.Unlock()
+			if err := t.sleep(ctx, d); err != nil {
+				return err
+			}
+			continue
+		}
+		t.refillLocked(now)
+		t.tokens--
+		var d time.Duration
+		if t.tokens < 0 {
+			d = time.Duration(-t.tokens / t.rateLocked(now) * float64(time.Second))
+			t.noteWaitLocked(&counted, d)
+		}
+		t.mu.Unlock()
+		if d == 0 {
+			return nil
+		}
+		if err := t.sleep(ctx, d); err != nil {
+			t.giveBack()
+			return err
+		}
+		t.mu.Lock()
+		blocked := t.now().Before(t.blockedUntil)
+		t.mu.Unlock()
+		if !blocked {
+			return nil
+		}
+		t.giveBack()
+	}
+}
+
+func (t *Throttle) noteWaitLocked(counted *bool, d time.Duration) {
+	if !*counted {
+		*counted = true
+		t.waits++
+	}
+	t.waitedTotal += d
+}
+
+func (t *Throttle) giveBack() {
+	t.mu.Lock()
+	t.tokens = min(t.burst, t.tokens+1)
+	t.mu.Unlock()
+}
+
+// Observe follows what Zendesk said about the limit (zendesk-api.md §4.2):
+// a 429, or a 503 with Retry-After, stops every caller until the wait is
+// over; a lower X-Rate-Limit than ours becomes our rate; a window nearly
+// spent (X-Rate-Limit-Remaining under 5% of the limit) spreads the calls
+// left over the time until it resets (ratelimit-reset), or stops every
+// caller until then when none are left.
+func (t *Throttle) Observe(info zendesk.RateInfo) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	now := t.now()
+	// block stops everyone for d; the bucket earns nothing meanwhile, so
+	// calls resume at the rate, not with a burst.
+	block := func(d time.Duration) {
+		if until := now.Add(d); until.After(t.blockedUntil) {
+			t.blockedUntil = until
+			t.refillLocked(now)
+			t.tokens = min(t.tokens, 0)
+			t.last = until
+		}
+	}
+	switch info.Status {
+	case http.StatusTooManyRequests:
+		t.observed429++
+		d := info.RetryAfter
+		if d <= 0 {
+			d = info.Reset
+		}
+		if d <= 0 {
+			d = zendesk.DefaultRetryAfter
+		}
+		block(d)
+	case http.StatusServiceUnavailable:
+		t.observed503++
+		if info.RetryAfter > 0 {
+			block(info.RetryAfter)
+		}
+	}
+	if info.Limit > 0 {
+		if r := float64(info.Limit) / 60; r < t.ownRate {
+			t.rate = r
+		} else {
+			t.rate = t.ownRate
+		}
+	}
+	// A window that resets within a second is left to the bucket, which
+	// paces at that scale already; the sandbox's one-second bucket always
+	// looks "nearly spent" at high limits and would otherwise halve the rate.
+	if info.Limit > 0 && info.Remaining >= 0 && info.Remaining*100 < info.Limit*lowRemainingPercent &&
+		info.Reset > time.Second {
+		if info.Remaining == 0 {
+			block(info.Reset)
+			return
+		}
+		t.lowRate = float64(info.Remaining) / info.Reset.Seconds()
+		t.lowUntil = now.Add(info.Reset)
+	}
+}
+
+// Delay is how long a call made now would have to wait for a block
+// (Retry-After or a spent window) to pass, ignoring the bucket. Workers
+// snooze their job instead of holding a worker through a long block.
+func (t *Throttle) Delay() time.Duration {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return max(0, t.blockedUntil.Sub(t.now()))
+}
+
+// RatePerMinute is the rate the throttle keeps to now: the configured rate,
+// or Zendesk's advertised limit when that is lower, or the pace a nearly
+// spent window allows.
+func (t *Throttle) RatePerMinute() float64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.rateLocked(t.now()) * 60
+}
+
+// Stats returns the throttle's counters.
+func (t *Throttle) Stats() ThrottleStats {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return ThrottleStats{Waits: t.waits, Waited: t.waitedTotal, Observed429: t.observed429,
+		Observed503: t.observed503, RatePerMinute: t.rateLocked(t.now()) * 60}
+}

@@ -1,0 +1,445 @@
+package handlers
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"iter"
+	"net/http"
+	"net/url"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/onbehalf/onbehalf/actions"
+	"github.com/onbehalf/onbehalf/bulk"
+	"github.com/onbehalf/onbehalf/store"
+	"github.com/onbehalf/onbehalf/views"
+)
+
+// rowsPageSize is how many rows a run page shows at once.
+const rowsPageSize = 50
+
+// kindOptions lists the bulk actions for the form, with the columns each needs.
+func kindOptions() ([]views.KindOption, map[string]string) {
+	var opts []views.KindOption
+	cols := map[string]string{}
+	for _, k := range actions.Kinds() {
+		opts = append(opts, views.KindOption{Value: string(k), Label: k.Label()})
+		req, opt := bulk.Fields(k)
+		var names []string
+		for _, f := range req {
+			names = append(names, fieldLabel(f))
+		}
+		s := strings.Join(names, ", ")
+		if len(opt) > 0 {
+			var o []string
+			for _, f := range opt {
+				o = append(o, fieldLabel(f))
+			}
+			s += "; optional " + strings.Join(o, ", ")
+		}
+		cols[string(k)] = s
+	}
+	return opts, cols
+}
+
+// fieldLabel names a CSV field the way the help text and mapping form do.
+func fieldLabel(f bulk.Field) string {
+	switch f {
+	case bulk.FieldUser:
+		return "end user (email or id)"
+	case bulk.FieldTicket:
+		return "ticket / request id"
+	case bulk.FieldScore:
+		return "score (good or bad)"
+	case bulk.FieldReason:
+		return "reason code"
+	}
+	return string(f)
+}
+
+// bulkPage builds the start page with the run history.
+func (a *app) bulkPage(c echo.Context) (views.BulkPage, error) {
+	kinds, cols := kindOptions()
+	p := views.BulkPage{Page: a.page(c, "Bulk runs"), Kinds: kinds, Columns: cols,
+		MaxMB: int(a.maxUpload >> 20), MaxRows: bulk.DefaultMaxRows}
+	p.Nav = "bulk"
+	runs, _, err := a.db.ListRuns(c.Request().Context(), store.RunFilter{Limit: 50})
+	if err != nil {
+		return p, err
+	}
+	for _, r := range runs {
+		counts, err := a.db.RunCounts(c.Request().Context(), r.ID)
+		if err != nil {
+			return p, err
+		}
+		p.Runs = append(p.Runs, runSummary(r, counts))
+	}
+	return p, nil
+}
+
+func runSummary(r store.Run, c store.RunCounts) views.RunSummary {
+	return views.RunSummary{ID: r.ID, CreatedAt: r.CreatedAt, Admin: r.AdminName, FileName: r.FileName,
+		Kind: actions.Kind(r.Kind).Label(), State: r.State, Total: r.Total, Done: c.Done, Failed: c.Failed,
+		Skipped: c.Skipped, Invalid: c.Invalid}
+}
+
+// handleBulk shows the upload form and past runs.
+func (a *app) handleBulk() echo.HandlerFunc {
+	return func(c echo.Context) error {
+		p, err := a.bulkPage(c)
+		if err != nil {
+			return err
+		}
+		p.Form.Kind = c.QueryParam("kind")
+		return render(c, http.StatusOK, views.Bulk(p))
+	}
+}
+
+// handleUpload reads an uploaded or pasted CSV into a new run in preview.
+// Nothing is sent to Zendesk here; a bad file is refused whole, with a
+// sentence saying what to fix, and leaves nothing stored.
+func (a *app) handleUpload() echo.HandlerFunc {
+	return func(c echo.Context) error {
+		ctx := c.Request().Context()
+		admin := adminOf(c)
+		kind, kindErr := actions.ParseKind(c.FormValue("kind"))
+		pasted := c.FormValue("pasted")
+		fail := func(status int, msg string) error {
+			p, err := a.bulkPage(c)
+			if err != nil {
+				return err
+			}
+			p.Error = msg
+			p.Form = views.BulkForm{Kind: string(kind), Pasted: pasted}
+			return render(c, status, views.Bulk(p))
+		}
+		if kindErr != nil {
+			return fail(http.StatusUnprocessableEntity, "Choose what to do for each row.")
+		}
+		var src io.Reader
+		name := "pasted rows"
+		if fh, err := c.FormFile("file"); err == nil && fh.Size > 0 {
+			if fh.Size > a.maxUpload {
+				return fail(http.StatusRequestEntityTooLarge, fmt.Sprintf("The file is %.1f MB; onbehalf accepts up to %d MB. Split it into smaller files.", float64(fh.Size)/(1<<20), a.maxUpload>>20))
+			}
+			f, err := fh.Open()
+			if err != nil {
+				return fmt.Errorf("open upload: %w", err)
+			}
+			defer f.Close()
+			src, name = f, filepath.Base(fh.Filename)
+		} else if strings.TrimSpace(pasted) != "" {
+			src = strings.NewReader(pasted)
+		} else {
+			return fail(http.StatusUnprocessableEntity, "Choose a CSV file or paste rows (with the header line) first.")
+		}
+		run := &store.Run{AdminID: admin.ID, AdminName: admin.Name, GrantID: int64Value(sessionOf(c), keyGrantID),
+			Kind: string(kind), FileName: name}
+		_, err := bulk.Import(ctx, a.db, run, src, bulk.Options{MaxBytes: a.maxUpload, MaxRows: bulk.DefaultMaxRows})
+		if err != nil {
+			var fe *bulk.FileError
+			if errors.As(err, &fe) {
+				status := http.StatusUnprocessableEntity
+				if errors.Is(err, bulk.ErrTooLarge) {
+					status = http.StatusRequestEntityTooLarge
+				}
+				return fail(status, fe.Message)
+			}
+			return err
+		}
+		return c.Redirect(http.StatusSeeOther, fmt.Sprintf("/bulk/runs/%d", run.ID))
+	}
+}
+
+// runIDParam reads :id.
+func runIDParam(c echo.Context) (int64, error) {
+	id, err := strconv.ParseInt(c.Param("id"), 10, 64)
+	if err != nil || id <= 0 {
+		return 0, &pageError{Status: http.StatusNotFound, Heading: "No such run", Message: "Run numbers are whole numbers.", ActionHref: "/bulk", ActionLabel: "Bulk runs"}
+	}
+	return id, nil
+}
+
+// rowFilters maps the tabs of the rows table to store filters.
+var rowFilters = map[string]store.RowFilter{
+	"":           {},
+	"invalid":    {States: []string{store.RowInvalid}},
+	"failed":     {States: []string{store.RowFailed}},
+	"done":       {States: []string{store.RowDone}},
+}
+
+// handleRun shows a run: the preview before confirmation, live progress
+// while it runs, and results after.
+func (a *app) handleRun() echo.HandlerFunc {
+	return func(c echo.Context) error {
+		ctx := c.Request().Context()
+		id, err := runIDParam(c)
+		if err != nil {
+			return err
+		}
+		prog, err := a.bulk.Progress(ctx, id)
+		if err != nil {
+			return err
+		}
+		run, counts := prog.Run, prog.Counts
+		p := views.RunPage{Page: a.page(c, fmt.Sprintf("Run #%d", id)), Run: runSummary(run, counts), Header: run.Header}
+		p.Nav = "bulk"
+		p.Counts = viewCounts(run, prog)
+		p.Preview = run.State == store.RunPreview
+		p.Active = run.State == store.RunQueued || run.State == store.RunRunning || run.State == store.RunPaused
+		p.Finished = run.State == store.RunDone || run.State == store.RunCancelled
+		p.Preflighted = run.Preflighted
+		p.Writes = counts.Pending
+		if run.State == store.RunPaused || run.State == store.RunCancelled {
+			p.PausedReason = run.PausedReason
+		}
+		if p.Preview {
+			errs, _, err := a.db.ListRunRows(ctx, id, store.RowFilter{OnlyErrors: true, Limit: 10})
+			if err != nil {
+				return err
+			}
+			for _, r := range errs {
+				p.FirstErrors = append(p.FirstErrors, rowView(r))
+			}
+		}
+		tab := c.QueryParam("rows")
+		f, ok := rowFilters[tab]
+		if !ok {
+			tab, f = "", store.RowFilter{}
+		}
+		p.RowFilter = tab
+		page, _ := strconv.Atoi(c.QueryParam("page"))
+		page = max(page, 1)
+		f.Limit, f.Offset = rowsPageSize, (page-1)*rowsPageSize
+		rows, total, err := a.db.ListRunRows(ctx, id, f)
+		if err != nil {
+			return err
+		}
+		for _, r := range rows {
+			p.Rows = append(p.Rows, rowView(r))
+		}
+		link := func(n int) string {
+			v := url.Values{"page": {strconv.Itoa(n)}}
+			if tab != "" {
+				v.Set("rows", tab)
+			}
+			return fmt.Sprintf("/bulk/runs/%d?%s", id, v.Encode())
+		}
+		if page > 1 {
+			p.PrevURL = link(page - 1)
+		}
+		if page*rowsPageSize < total {
+			p.NextURL = link(page + 1)
+		}
+		return render(c, http.StatusOK, views.Run(p))
+	}
+}
+
+func rowView(r store.RunRow) views.RowView {
+	v := views.RowView{Number: r.Number, Cells: r.Cells, State: r.State, Errors: r.Errors, Duplicate: r.Duplicate,
+		HTTP: r.HTTPStatus, Error: r.Error, ZendeskID: r.ZendeskID}
+	if r.PreflightError != "" {
+		v.Errors = append(v.Errors, "Zendesk would refuse: "+r.PreflightError)
+	}
+	return v
+}
+
+// viewCounts turns the engine's progress into the page's counts.
+func viewCounts(run store.Run, p bulk.Progress) views.RunCounts {
+	c := p.Counts
+	vc := views.RunCounts{Total: c.Total, Invalid: c.Invalid, Duplicates: run.Duplicates, Pending: c.Pending, Queued: c.Queued,
+		Done: c.Done, Failed: c.Failed, Skipped: c.Skipped, Waiting: c.Waiting, Remaining: c.Remaining()}
+	if sendable := c.Total - c.Invalid; sendable > 0 {
+		vc.Percent = (c.Done + c.Failed + c.Skipped) * 100 / sendable
+	}
+	switch {
+	case vc.Remaining == 0:
+		vc.ETA = "—"
+	case p.ETA > 0:
+		vc.ETA = "about " + roundDuration(p.ETA)
+	default:
+		vc.ETA = "working it out"
+	}
+	return vc
+}
+
+func roundDuration(d time.Duration) string {
+	switch {
+	case d < time.Minute:
+		return fmt.Sprintf("%d s", int(d.Seconds()+0.5))
+	case d < time.Hour:
+		return fmt.Sprintf("%d min", int(d.Minutes()+0.5))
+	}
+	return fmt.Sprintf("%.1f h", d.Hours())
+}
+
+// handleConfirm starts a previewed run. The form carries the number of
+// writes the admin saw; if the run changed since, nothing starts.
+func (a *app) handleConfirm() echo.HandlerFunc {
+	return func(c echo.Context) error {
+		ctx := c.Request().Context()
+		id, err := runIDParam(c)
+		if err != nil {
+			return err
+		}
+		counts, err := a.db.RunCounts(ctx, id)
+		if err != nil {
+			return err
+		}
+		if seen, _ := strconv.Atoi(c.FormValue("writes")); seen != counts.Pending {
+			return &pageError{Status: http.StatusConflict, Heading: "The run changed",
+				Message:    fmt.Sprintf("You confirmed %d changes, but the run now has %d to send. Nothing was sent; look at the preview again.", seen, counts.Pending),
+				ActionHref: fmt.Sprintf("/bulk/runs/%d", id), ActionLabel: "Back to the preview"}
+		}
+		if err := a.bulk.Confirm(ctx, id); err != nil {
+			if errors.Is(err, store.ErrConflict) {
+				return &pageError{Status: http.StatusConflict, Heading: "Already started",
+					Message:    "This run was already confirmed (perhaps in another tab). Nothing was sent twice.",
+					ActionHref: fmt.Sprintf("/bulk/runs/%d", id), ActionLabel: "See its progress"}
+			}
+			return err
+		}
+		return c.Redirect(http.StatusSeeOther, fmt.Sprintf("/bulk/runs/%d", id))
+	}
+}
+
+// handleCancel skips a run's remaining rows.
+func (a *app) handleCancel() echo.HandlerFunc {
+	return func(c echo.Context) error {
+		id, err := runIDParam(c)
+		if err != nil {
+			return err
+		}
+		if err := a.bulk.Cancel(c.Request().Context(), id); err != nil {
+			return err
+		}
+		if err := a.setNotice(c, "The run was cancelled: rows not yet sent are skipped."); err != nil {
+			return err
+		}
+		return c.Redirect(http.StatusSeeOther, fmt.Sprintf("/bulk/runs/%d", id))
+	}
+}
+
+// handleRetry starts a new run (in preview) from a run's failed rows.
+func (a *app) handleRetry() echo.HandlerFunc {
+	return func(c echo.Context) error {
+		id, err := runIDParam(c)
+		if err != nil {
+			return err
+		}
+		admin := adminOf(c)
+		newID, err := a.bulk.RetryFailed(c.Request().Context(), id, actions.Admin{ID: admin.ID, Name: admin.Name}, int64Value(sessionOf(c), keyGrantID))
+		if errors.Is(err, bulk.ErrNoFailedRows) {
+			return &pageError{Status: http.StatusConflict, Heading: "Nothing to retry", Message: "This run has no failed rows.",
+				ActionHref: fmt.Sprintf("/bulk/runs/%d", id), ActionLabel: "Back to the run"}
+		}
+		if err != nil {
+			return err
+		}
+		if err := a.setNotice(c, fmt.Sprintf("A new run was prepared from the failed rows of run #%d. Check it and confirm to send.", id)); err != nil {
+			return err
+		}
+		return c.Redirect(http.StatusSeeOther, fmt.Sprintf("/bulk/runs/%d", newID))
+	}
+}
+
+// handleResults downloads the run's rows with how each ended.
+func (a *app) handleResults() echo.HandlerFunc {
+	return func(c echo.Context) error {
+		ctx := c.Request().Context()
+		id, err := runIDParam(c)
+		if err != nil {
+			return err
+		}
+		run, err := a.db.FindRunByID(ctx, id)
+		if err != nil {
+			return err
+		}
+		h := c.Response().Header()
+		h.Set(echo.HeaderContentType, "text/csv; charset=utf-8")
+		h.Set(echo.HeaderContentDisposition, fmt.Sprintf(`attachment; filename="onbehalf-run-%d-results.csv"`, id))
+		c.Response().WriteHeader(http.StatusOK)
+		rows := func(yield func(bulk.ResultRow, error) bool) {
+			err := a.db.EachRunRow(ctx, id, func(r store.RunRow) error {
+				msg := r.Error
+				if msg == "" && len(r.Errors) > 0 {
+					msg = strings.Join(r.Errors, " ")
+				}
+				if !yield(bulk.ResultRow{Cells: r.Cells, Status: r.State, HTTPStatus: r.HTTPStatus, Error: msg, ZendeskID: r.ZendeskID}, nil) {
+					return errStopped
+				}
+				return nil
+			})
+			if err != nil && !errors.Is(err, errStopped) {
+				yield(bulk.ResultRow{}, err)
+			}
+		}
+		if err := bulk.WriteResults(c.Response(), run.Header, iter.Seq2[bulk.ResultRow, error](rows)); err != nil {
+			a.log.Error("write results csv", "run", id, "err", err)
+		}
+		return nil
+	}
+}
+
+var errStopped = errors.New("stopped")
+
+// progressEvent is one Server-Sent Event of a run's progress.
+type progressEvent struct {
+	State     string `json:"state"`
+	Done      int    `json:"done"`
+	Failed    int    `json:"failed"`
+	Skipped   int    `json:"skipped"`
+	Waiting   int    `json:"waiting"`
+	Remaining int    `json:"remaining"`
+	Percent   int    `json:"percent"`
+	ETA       string `json:"eta"`
+	Finished  bool   `json:"finished"`
+}
+
+// handleEvents streams a run's progress as Server-Sent Events, once a
+// second, until the run ends or the browser leaves.
+func (a *app) handleEvents() echo.HandlerFunc {
+	return func(c echo.Context) error {
+		ctx := c.Request().Context()
+		id, err := runIDParam(c)
+		if err != nil {
+			return err
+		}
+		w := c.Response()
+		w.Header().Set(echo.HeaderContentType, "text/event-stream")
+		w.Header().Set("Cache-Control", "no-store")
+		w.Header().Set("X-Accel-Buffering", "no")
+		w.WriteHeader(http.StatusOK)
+		tick := time.NewTicker(a.progressEvery)
+		defer tick.Stop()
+		for {
+			prog, err := a.bulk.Progress(ctx, id)
+			if err != nil {
+				return nil
+			}
+			vc := viewCounts(prog.Run, prog)
+			ev := progressEvent{State: prog.Run.State, Done: vc.Done, Failed: vc.Failed, Skipped: vc.Skipped, Waiting: vc.Waiting,
+				Remaining: vc.Remaining, Percent: vc.Percent, ETA: vc.ETA,
+				Finished: prog.Run.State == store.RunDone || prog.Run.State == store.RunCancelled}
+			data, _ := json.Marshal(ev)
+			if _, err := fmt.Fprintf(w, "event: progress\ndata: %s\n\n", data); err != nil {
+				return nil
+			}
+			w.Flush()
+			if ev.Finished {
+				return nil
+			}
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-tick.C:
+			}
+		}
+	}
+}

@@ -1,0 +1,244 @@
+package handlers
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"fmt"
+	"mime/multipart"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/onbehalf/onbehalf/store"
+	"github.com/onbehalf/onbehalf/zendesk/sandbox"
+)
+
+// upload posts a CSV as a file, like the browser's upload form.
+func (s *signedIn) upload(kind, filename string, content []byte) response {
+	s.t.Helper()
+	var body bytes.Buffer
+	mw := multipart.NewWriter(&body)
+	mw.WriteField("_csrf", s.csrf)
+	mw.WriteField("kind", kind)
+	fw, _ := mw.CreateFormFile("file", filename)
+	fw.Write(content)
+	mw.Close()
+	req, _ := http.NewRequest(http.MethodPost, s.app.URL+"/bulk", &body)
+	req.Header.Set("Content-Type", mw.FormDataContentType())
+	req.Header.Set("Origin", s.app.URL)
+	req.Header.Set("Sec-Fetch-Site", "same-origin")
+	return s.do(req)
+}
+
+var runPath = regexp.MustCompile(`^/bulk/runs/(\d+)$`)
+
+func runIDFrom(t *testing.T, r response) int64 {
+	t.Helper()
+	m := runPath.FindStringSubmatch(r.Location)
+	if r.Status != http.StatusSeeOther || m == nil {
+		t.Fatalf("upload: status %d location %q, want a redirect to the run: %.500s", r.Status, r.Location, r.Body)
+	}
+	id, _ := strconv.ParseInt(m[1], 10, 64)
+	return id
+}
+
+// ratingCSV is 20 rating rows for Bea's and Beau's solved tickets, three of
+// them bad (unknown score, missing ticket, a user that is no email).
+func ratingCSV() string {
+	var b strings.Builder
+	b.WriteString("email,ticket_id,score,comment\n")
+	good := []struct {
+		email  string
+		ticket int64
+	}{
+		{sandbox.DemoBeaEmail, sandbox.TicketBeaSolved},
+		{sandbox.DemoBeauEmail, sandbox.TicketBeauSolved},
+		{sandbox.DemoBeauEmail, sandbox.TicketBeauSolved2},
+		{sandbox.DemoBeaEmail, sandbox.TicketBeaReopened},
+	}
+	for i := 0; i < 17; i++ {
+		g := good[i%len(good)]
+		fmt.Fprintf(&b, "%s,%d,good,phone call %d\n", g.email, g.ticket, i)
+	}
+	b.WriteString("bea@example.com,105,great,typo in score\n")
+	b.WriteString("bea@example.com,,good,no ticket\n")
+	b.WriteString("not-an-email,105,good,bad user\n")
+	return b.String()
+}
+
+func waitRunState(t *testing.T, app *testApp, id int64, states ...string) *store.Run {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		run, err := app.DB.FindRunByID(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range states {
+			if run.State == s {
+				return run
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("run %d did not reach %v in 30s", id, states)
+	return nil
+}
+
+func TestBulkUploadPreviewConfirmResults(t *testing.T) {
+	t.Parallel()
+	app := newTestApp(t, testAppOptions{})
+	s := loginAs(t, app, sandbox.DemoAdminEmail)
+	id := runIDFrom(t, s.upload("rate", "phone-ratings.csv", []byte(ratingCSV())))
+
+	preview := s.get(fmt.Sprintf("/bulk/runs/%d", id))
+	doc := preview.doc(t)
+	if got := doc.Find(`[data-testid="count-invalid"]`).Text(); got != "3" {
+		t.Errorf("preview invalid count %q, want 3", got)
+	}
+	if n := doc.Find(`[data-testid="first-error"]`).Length(); n != 3 {
+		t.Errorf("%d first errors listed, want 3", n)
+	}
+	if !strings.Contains(doc.Find(`[data-testid="first-errors"]`).Text(), "Row 19") {
+		t.Errorf("errors do not name their row numbers: %q", doc.Find(`[data-testid="first-errors"]`).Text())
+	}
+	confirm := doc.Find(`[data-testid="confirm"]`).Text()
+	if !strings.Contains(confirm, "17 changes") {
+		t.Errorf("confirm button %q does not say how many writes", confirm)
+	}
+	if len(app.Sandbox.Writes()) != 0 {
+		t.Fatal("the preview wrote to Zendesk")
+	}
+
+	// A confirmation for a different count starts nothing.
+	if r := s.act(fmt.Sprintf("/bulk/runs/%d/confirm", id), url.Values{"writes": {"16"}}); r.Status != http.StatusConflict {
+		t.Errorf("stale confirmation: status %d, want 409", r.Status)
+	}
+	r := s.act(fmt.Sprintf("/bulk/runs/%d/confirm", id), url.Values{"writes": {"17"}})
+	if r.Status != http.StatusSeeOther {
+		t.Fatalf("confirm: status %d: %.400s", r.Status, r.Body)
+	}
+	if r := s.act(fmt.Sprintf("/bulk/runs/%d/confirm", id), url.Values{"writes": {"0"}}); r.Status != http.StatusConflict {
+		t.Errorf("second confirm: status %d, want 409", r.Status)
+	}
+	waitRunState(t, app, id, store.RunDone)
+
+	page := s.get(fmt.Sprintf("/bulk/runs/%d", id)).doc(t)
+	if got := page.Find(`[data-testid="count-done"]`).Text(); got != "17" {
+		t.Errorf("done count %q, want 17", got)
+	}
+	writes := app.Sandbox.Writes()
+	if len(writes) != 17 {
+		t.Errorf("%d writes at Zendesk, want 17", len(writes))
+	}
+	for _, w := range writes {
+		if w.ActorID != sandbox.DemoBeaID && w.ActorID != sandbox.DemoBeauID {
+			t.Errorf("write recorded as user %d", w.ActorID)
+		}
+	}
+
+	res := s.get(fmt.Sprintf("/bulk/runs/%d/results.csv", id))
+	recs, err := csv.NewReader(strings.NewReader(strings.TrimPrefix(res.Body, "\ufeff"))).ReadAll()
+	if err != nil {
+		t.Fatalf("results CSV: %v", err)
+	}
+	if len(recs) != 21 {
+		t.Fatalf("results CSV has %d records, want header + 20", len(recs))
+	}
+	statuses := map[string]int{}
+	for _, rec := range recs[1:] {
+		statuses[rec[4]]++
+	}
+	if statuses["done"] != 17 || statuses["invalid"] != 3 {
+		t.Errorf("result statuses %v, want 17 done and 3 invalid", statuses)
+	}
+	if n := countAudit(t, app, "rate"); n != 17 {
+		t.Errorf("%d audit rows, want one per sent row (17)", n)
+	}
+}
+
+func TestBulkUploadRefusesBadFilesWhole(t *testing.T) {
+	t.Parallel()
+	app := newTestApp(t, testAppOptions{})
+	s := loginAs(t, app, sandbox.DemoAdminEmail)
+	big := bytes.Repeat([]byte("bea@example.com,105,good,padding padding padding padding\n"), 21<<20/56+10)
+	for _, tc := range []struct {
+		name    string
+		content []byte
+		status  int
+		want    string
+	}{
+		{"empty", nil, http.StatusUnprocessableEntity, "Choose a CSV file"},
+		{"header only", []byte("email,ticket_id,score\n"), http.StatusUnprocessableEntity, "no data rows"},
+		{"missing column", []byte("email,score\nbea@example.com,good\n"), http.StatusUnprocessableEntity, "ticket"},
+		{"not UTF-8", []byte("em\xe9il,ticket_id,score\nbea@example.com,105,good\n"), http.StatusUnprocessableEntity, "UTF-8"},
+		{"21 MB", append([]byte("email,ticket_id,score,comment\n"), big...), http.StatusRequestEntityTooLarge, "MB"},
+	} {
+		r := s.upload("rate", tc.name+".csv", tc.content)
+		if r.Status != tc.status {
+			t.Errorf("%s: status %d, want %d", tc.name, r.Status, tc.status)
+		}
+		msg := r.doc(t).Find(`[data-testid="upload-error"]`).Text()
+		if !strings.Contains(strings.ToLower(msg), strings.ToLower(tc.want)) {
+			t.Errorf("%s: message %q lacks %q", tc.name, msg, tc.want)
+		}
+	}
+	if runs, total, err := app.DB.ListRuns(context.Background(), store.RunFilter{}); err != nil || total != 0 {
+		t.Errorf("refused uploads left %d runs behind (%v, %v)", total, runs, err)
+	}
+}
+
+func TestBulkPastedRowsAndRetryFailed(t *testing.T) {
+	t.Parallel()
+	app := newTestApp(t, testAppOptions{})
+	s := loginAs(t, app, sandbox.DemoAdminEmail)
+	pasted := fmt.Sprintf("email;ticket_id;score\n%s;%d;good\n%s;%d;good\n", sandbox.DemoBeaEmail, sandbox.TicketBeaSolved, sandbox.DemoBeaEmail, sandbox.TicketBeaClosed)
+	r := s.act("/bulk", url.Values{"kind": {"rate"}, "pasted": {pasted}})
+	id := runIDFrom(t, r)
+	s.act(fmt.Sprintf("/bulk/runs/%d/confirm", id), url.Values{"writes": {"2"}})
+	waitRunState(t, app, id, store.RunDone)
+	counts, err := app.DB.RunCounts(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if counts.Done != 1 || counts.Failed != 1 {
+		t.Fatalf("counts %+v, want 1 done (solved) and 1 failed (closed)", counts)
+	}
+	failed, _, _ := app.DB.ListRunRows(context.Background(), id, store.RowFilter{States: []string{store.RowFailed}})
+	if len(failed) != 1 || !strings.Contains(failed[0].Error, "closed") {
+		t.Errorf("failed row's reason: %+v", failed)
+	}
+	retry := s.act(fmt.Sprintf("/bulk/runs/%d/retry", id), url.Values{})
+	newID := runIDFrom(t, retry)
+	if newID == id {
+		t.Fatal("retry did not start a new run")
+	}
+	nc, _ := app.DB.RunCounts(context.Background(), newID)
+	if nc.Total != 1 || nc.Pending != 1 {
+		t.Errorf("retry run counts %+v, want the one failed row pending", nc)
+	}
+	hist := s.get("/bulk").doc(t)
+	if hist.Find(`[data-testid="runs"] tbody tr`).Length() != 2 {
+		t.Errorf("run history does not list both runs")
+	}
+}
+
+func TestBulkProgressStreamsEvents(t *testing.T) {
+	t.Parallel()
+	app := newTestApp(t, testAppOptions{})
+	s := loginAs(t, app, sandbox.DemoAdminEmail)
+	id := runIDFrom(t, s.upload("rate", "r.csv", []byte(ratingCSV())))
+	s.act(fmt.Sprintf("/bulk/runs/%d/confirm", id), url.Values{"writes": {"17"}})
+	ev := s.get(fmt.Sprintf("/bulk/runs/%d/events", id))
+	if ct := ev.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/event-stream") {
+		t.Errorf("content type %q", ct)
+	}
+	if !strings.Contains(ev.Body, "event: progress") || !strings.Contains(ev.Body, `"finished":true`) || !strings.Contains(ev.Body, `"done":17`) {
+		t.Errorf("event stream did not report the run to its end: %.600s", ev.Body)
+	}
+}

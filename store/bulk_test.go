@@ -1,0 +1,510 @@
+package store
+
+import (
+	"database/sql"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// newTestRun creates a run of n rows: every third row (numbers 4, 7, …) is
+// invalid, row 3 is a duplicate of row 2.
+func newTestRun(t *testing.T, db *DB, adminID int64, n int) *Run {
+	t.Helper()
+	r := &Run{AdminID: adminID, AdminName: fmt.Sprintf("Admin %d", adminID), GrantID: 7, Kind: "rate",
+		FileName: "ratings.csv"}
+	err := db.CreateRunWithRows(t.Context(), r, func(add func([]RunRow) error) error {
+		var batch []RunRow
+		for i := range n {
+			num := i + 2
+			row := RunRow{Number: num, Cells: []string{fmt.Sprintf("u%d@example.com", i), fmt.Sprint(100 + i), "good"},
+				Key: fmt.Sprintf("rate:ticket:%d", 100+i)}
+			if num%3 == 1 {
+				row.Errors = []string{"score: bad"}
+			} else {
+				row.Valid = true
+				row.Action = []byte(fmt.Sprintf(`{"User":"u%d@example.com","Ticket":%d,"Score":"good"}`, i, 100+i))
+			}
+			if num == 3 {
+				row.Duplicate = true
+			}
+			batch = append(batch, row)
+			if len(batch) == 7 {
+				if err := add(batch); err != nil {
+					return err
+				}
+				batch = nil
+			}
+		}
+		r.Header = []string{"email", "ticket", "score"}
+		r.Mapping = map[string]int{"user": 0, "ticket": 1, "score": 2}
+		r.Delimiter = ","
+		return add(batch)
+	})
+	if err != nil {
+		t.Fatalf("CreateRunWithRows: %v", err)
+	}
+	return r
+}
+
+func mustRunCounts(t *testing.T, db *DB, runID int64) RunCounts {
+	t.Helper()
+	c, err := db.RunCounts(t.Context(), runID)
+	if err != nil {
+		t.Fatalf("RunCounts: %v", err)
+	}
+	return c
+}
+
+// mustStartRun confirms the run and returns the row numbers handed to
+// enqueue.
+func mustStartRun(t *testing.T, db *DB, runID int64) []int {
+	t.Helper()
+	var got []int
+	if err := db.StartRun(t.Context(), runID, func(tx *sql.Tx, rows []int) error {
+		if tx == nil {
+			return errors.New("nil tx")
+		}
+		got = rows
+		return nil
+	}); err != nil {
+		t.Fatalf("StartRun: %v", err)
+	}
+	return got
+}
+
+func TestCreateRunWithRows(t *testing.T) {
+	t.Parallel()
+	forEachDB(t, func(t *testing.T, dsn string) {
+		clock := newTestClock()
+		db := mustOpen(t, dsn, Options{Now: clock.Now})
+		r := newTestRun(t, db, 1, 20)
+
+		got, err := db.FindRunByID(t.Context(), r.ID)
+		if err != nil {
+			t.Fatalf("FindRunByID: %v", err)
+		}
+		want := &Run{ID: r.ID, AdminID: 1, AdminName: "Admin 1", GrantID: 7, Kind: "rate", FileName: "ratings.csv",
+			State: RunPreview, Header: []string{"email", "ticket", "score"},
+			Mapping: map[string]int{"user": 0, "ticket": 1, "score": 2}, Delimiter: ",",
+			Total: 20, Valid: 14, Invalid: 6, Duplicates: 1, CreatedAt: clock.Now()}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("run (-want +got):\n%s", diff)
+		}
+		c := mustRunCounts(t, db, r.ID)
+		if c.Total != 20 || c.Pending != 14 || c.Invalid != 6 {
+			t.Errorf("counts = %+v, want 20 total, 14 pending, 6 invalid", c)
+		}
+		row, err := db.FindRunRow(t.Context(), r.ID, 2)
+		if err != nil {
+			t.Fatalf("FindRunRow: %v", err)
+		}
+		wantRow := RunRow{RunID: r.ID, Number: 2, Cells: []string{"u0@example.com", "100", "good"},
+			Action: []byte(`{"User":"u0@example.com","Ticket":100,"Score":"good"}`), Valid: true,
+			Errors: []string{}, Key: "rate:ticket:100", State: RowPending, UpdatedAt: clock.Now()}
+		if diff := cmp.Diff(wantRow, row); diff != "" {
+			t.Errorf("row 2 (-want +got):\n%s", diff)
+		}
+		if _, err := db.FindRunByID(t.Context(), r.ID+100); !errors.Is(err, ErrNotFound) {
+			t.Errorf("FindRunByID(missing) = %v, want ErrNotFound", err)
+		}
+		if _, err := db.FindRunRow(t.Context(), r.ID, 999); !errors.Is(err, ErrNotFound) {
+			t.Errorf("FindRunRow(missing) = %v, want ErrNotFound", err)
+		}
+	})
+}
+
+func TestCreateRunWithRowsRollsBack(t *testing.T) {
+	t.Parallel()
+	forEachDB(t, func(t *testing.T, dsn string) {
+		db := mustOpen(t, dsn, Options{})
+		bad := errors.New("the file is bad")
+		r := &Run{AdminID: 1, Kind: "rate", FileName: "x.csv"}
+		err := db.CreateRunWithRows(t.Context(), r, func(add func([]RunRow) error) error {
+			if err := add([]RunRow{{Number: 2, Valid: true, Action: []byte(`{}`)}}); err != nil {
+				return err
+			}
+			return bad
+		})
+		if !errors.Is(err, bad) {
+			t.Fatalf("CreateRunWithRows = %v, want the fill error", err)
+		}
+		if n := mustCount(t, db, `SELECT COUNT(*) FROM bulk_runs`); n != 0 {
+			t.Errorf("%d runs left behind", n)
+		}
+		if n := mustCount(t, db, `SELECT COUNT(*) FROM bulk_rows`); n != 0 {
+			t.Errorf("%d rows left behind", n)
+		}
+		// A bad row (number 0) also rolls back.
+		err = db.CreateRunWithRows(t.Context(), r, func(add func([]RunRow) error) error {
+			return add([]RunRow{{Number: 0}})
+		})
+		if !errors.Is(err, ErrInvalid) {
+			t.Errorf("row number 0: err = %v, want ErrInvalid", err)
+		}
+		if n := mustCount(t, db, `SELECT COUNT(*) FROM bulk_runs`); n != 0 {
+			t.Errorf("%d runs left behind after a bad row", n)
+		}
+	})
+}
+
+func TestListRunsAndRows(t *testing.T) {
+	t.Parallel()
+	forEachDB(t, func(t *testing.T, dsn string) {
+		clock := newTestClock()
+		db := mustOpen(t, dsn, Options{Now: clock.Now})
+		r1 := newTestRun(t, db, 1, 5)
+		clock.Add(time.Minute)
+		r2 := newTestRun(t, db, 2, 5)
+		clock.Add(time.Minute)
+		r3 := newTestRun(t, db, 1, 250)
+
+		t.Run("runs newest first", func(t *testing.T) {
+			runs, total, err := db.ListRuns(t.Context(), RunFilter{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if total != 3 || len(runs) != 3 || runs[0].ID != r3.ID || runs[2].ID != r1.ID {
+				t.Errorf("ListRuns = %d runs (total %d), first %d", len(runs), total, runs[0].ID)
+			}
+			runs, total, err = db.ListRuns(t.Context(), RunFilter{AdminID: 1, Limit: 1, Offset: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if total != 2 || len(runs) != 1 || runs[0].ID != r1.ID {
+				t.Errorf("admin 1 page 2 = %+v (total %d), want run %d of 2", runs, total, r1.ID)
+			}
+			_ = r2
+		})
+		t.Run("rows by filter", func(t *testing.T) {
+			tests := []struct {
+				name      string
+				f         RowFilter
+				wantTotal int
+				wantFirst int
+			}{
+				{"all", RowFilter{}, 250, 2},
+				{"invalid", RowFilter{States: []string{RowInvalid}}, 83, 4},
+				{"only errors", RowFilter{OnlyErrors: true}, 83, 4},
+				{"range", RowFilter{FromNumber: 10, ToNumber: 19}, 10, 10},
+				{"offset", RowFilter{Offset: 100}, 250, 102},
+			}
+			for _, tt := range tests {
+				t.Run(tt.name, func(t *testing.T) {
+					rows, total, err := db.ListRunRows(t.Context(), r3.ID, tt.f)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if total != tt.wantTotal || len(rows) == 0 || rows[0].Number != tt.wantFirst {
+						t.Errorf("total %d, %d rows, want total %d first %d", total, len(rows), tt.wantTotal, tt.wantFirst)
+					}
+					if len(rows) > DefaultListLimit {
+						t.Errorf("%d rows, more than the default limit", len(rows))
+					}
+				})
+			}
+		})
+		t.Run("each row in order", func(t *testing.T) {
+			var numbers []int
+			if err := db.EachRunRow(t.Context(), r3.ID, func(r RunRow) error {
+				numbers = append(numbers, r.Number)
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if len(numbers) != 250 || numbers[0] != 2 || numbers[249] != 251 {
+				t.Fatalf("EachRunRow gave %d rows", len(numbers))
+			}
+			for i := 1; i < len(numbers); i++ {
+				if numbers[i] <= numbers[i-1] {
+					t.Fatalf("rows out of order at %d: %v", i, numbers[i-1:i+1])
+				}
+			}
+			stop := errors.New("stop")
+			if err := db.EachRunRow(t.Context(), r3.ID, func(RunRow) error { return stop }); !errors.Is(err, stop) {
+				t.Errorf("EachRunRow error = %v, want fn's", err)
+			}
+		})
+	})
+}
+
+func TestStartRun(t *testing.T) {
+	t.Parallel()
+	forEachDB(t, func(t *testing.T, dsn string) {
+		db := mustOpen(t, dsn, Options{})
+		r := newTestRun(t, db, 1, 6) // rows 2..7, 4 and 7 invalid
+
+		// An enqueue failure leaves the run in preview.
+		err := db.StartRun(t.Context(), r.ID, func(*sql.Tx, []int) error { return errors.New("queue down") })
+		if err == nil {
+			t.Fatal("StartRun with failing enqueue succeeded")
+		}
+		if got, _ := db.FindRunByID(t.Context(), r.ID); got.State != RunPreview {
+			t.Errorf("after failed enqueue state = %s, want preview", got.State)
+		}
+		if c := mustRunCounts(t, db, r.ID); c.Queued != 0 {
+			t.Errorf("after failed enqueue %d rows queued", c.Queued)
+		}
+
+		// enqueue runs inside the transaction: it sees the queued rows.
+		err = db.StartRun(t.Context(), r.ID, func(tx *sql.Tx, rows []int) error {
+			var n int
+			if err := tx.QueryRowContext(t.Context(), db.dialect.rebind(
+				`SELECT COUNT(*) FROM bulk_rows WHERE run_id = ? AND state = ?`), r.ID, RowQueued).Scan(&n); err != nil {
+				return err
+			}
+			if n != len(rows) {
+				return fmt.Errorf("tx sees %d queued rows, enqueue got %d", n, len(rows))
+			}
+			if diff := cmp.Diff([]int{2, 3, 5, 6}, rows); diff != "" {
+				return fmt.Errorf("rows (-want +got):\n%s", diff)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("StartRun: %v", err)
+		}
+		got, _ := db.FindRunByID(t.Context(), r.ID)
+		if got.State != RunQueued || got.StartedAt.IsZero() {
+			t.Errorf("run = %s started %v, want queued with a start time", got.State, got.StartedAt)
+		}
+		if err := db.StartRun(t.Context(), r.ID, func(*sql.Tx, []int) error { return nil }); !errors.Is(err, ErrConflict) {
+			t.Errorf("second StartRun = %v, want ErrConflict", err)
+		}
+		if err := db.StartRun(t.Context(), r.ID+99, func(*sql.Tx, []int) error { return nil }); !errors.Is(err, ErrNotFound) {
+			t.Errorf("StartRun(missing) = %v, want ErrNotFound", err)
+		}
+	})
+}
+
+func TestRowLifecycle(t *testing.T) {
+	t.Parallel()
+	forEachDB(t, func(t *testing.T, dsn string) {
+		clock := newTestClock()
+		db := mustOpen(t, dsn, Options{Now: clock.Now})
+		r := newTestRun(t, db, 1, 3) // rows 2, 3 valid; 4 invalid
+		mustStartRun(t, db, r.ID)
+
+		row, err := db.BeginRowAttempt(t.Context(), r.ID, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if row.Attempts != 0 || row.State != RowQueued {
+			t.Errorf("first attempt: prior attempts %d state %s, want 0 queued", row.Attempts, row.State)
+		}
+		// A 429 takes the attempt back and marks the row waiting.
+		if err := db.SnoozeRow(t.Context(), r.ID, 2, clock.Now().Add(10*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		if c := mustRunCounts(t, db, r.ID); c.Waiting != 1 {
+			t.Errorf("Waiting = %d, want 1", c.Waiting)
+		}
+		clock.Add(11 * time.Second)
+		if c := mustRunCounts(t, db, r.ID); c.Waiting != 0 {
+			t.Errorf("Waiting after the wait = %d, want 0", c.Waiting)
+		}
+		row, _ = db.BeginRowAttempt(t.Context(), r.ID, 2)
+		if row.Attempts != 0 {
+			t.Errorf("after a snooze prior attempts = %d, want 0", row.Attempts)
+		}
+		row, _ = db.BeginRowAttempt(t.Context(), r.ID, 2)
+		if row.Attempts != 1 || !row.AttemptAt.Equal(clock.Now()) {
+			t.Errorf("second attempt: prior attempts %d at %v, want 1 at %v", row.Attempts, row.AttemptAt, clock.Now())
+		}
+
+		ok, err := db.FinishRow(t.Context(), r.ID, 2, RowResult{State: RowDone, HTTPStatus: 200, ZendeskID: 55})
+		if err != nil || !ok {
+			t.Fatalf("FinishRow = %v, %v; want true", ok, err)
+		}
+		ok, err = db.FinishRow(t.Context(), r.ID, 2, RowResult{State: RowFailed, Error: "late"})
+		if err != nil || ok {
+			t.Errorf("second FinishRow = %v, %v; want false, nil", ok, err)
+		}
+		row, _ = db.FindRunRow(t.Context(), r.ID, 2)
+		if row.State != RowDone || row.ZendeskID != 55 || row.HTTPStatus != 200 || row.Error != "" {
+			t.Errorf("row = %s %d %d %q, want the first result", row.State, row.ZendeskID, row.HTTPStatus, row.Error)
+		}
+		// A terminal row is returned unchanged by BeginRowAttempt.
+		row, err = db.BeginRowAttempt(t.Context(), r.ID, 2)
+		if err != nil || row.State != RowDone || row.Attempts != 2 {
+			t.Errorf("BeginRowAttempt on done row = %s attempts %d, %v", row.State, row.Attempts, err)
+		}
+		if _, err := db.FinishRow(t.Context(), r.ID, 4, RowResult{State: RowDone}); err != nil {
+			t.Errorf("FinishRow on invalid row: %v", err)
+		}
+		if row, _ := db.FindRunRow(t.Context(), r.ID, 4); row.State != RowInvalid {
+			t.Errorf("invalid row became %s", row.State)
+		}
+		if _, err := db.FinishRow(t.Context(), r.ID, 3, RowResult{State: RowQueued}); !errors.Is(err, ErrInvalid) {
+			t.Errorf("FinishRow to queued = %v, want ErrInvalid", err)
+		}
+		if _, err := db.FinishRow(t.Context(), r.ID, 99, RowResult{State: RowDone}); !errors.Is(err, ErrNotFound) {
+			t.Errorf("FinishRow(missing) = %v, want ErrNotFound", err)
+		}
+
+		if done, _ := db.FinishRunIfDone(t.Context(), r.ID); done {
+			t.Error("run finished with row 3 still queued")
+		}
+		if ok, _ := db.FinishRow(t.Context(), r.ID, 3, RowResult{State: RowFailed, Error: "no", HTTPStatus: 422}); !ok {
+			t.Fatal("FinishRow(3) did not finish")
+		}
+		if done, err := db.FinishRunIfDone(t.Context(), r.ID); !done || err != nil {
+			t.Errorf("FinishRunIfDone = %v, %v; want true", done, err)
+		}
+		if done, _ := db.FinishRunIfDone(t.Context(), r.ID); done {
+			t.Error("FinishRunIfDone moved a done run again")
+		}
+		got, _ := db.FindRunByID(t.Context(), r.ID)
+		if got.State != RunDone || got.FinishedAt.IsZero() {
+			t.Errorf("run = %s finished %v", got.State, got.FinishedAt)
+		}
+		c := mustRunCounts(t, db, r.ID)
+		if c.Done != 1 || c.Failed != 1 || c.Invalid != 1 || c.Remaining() != 0 {
+			t.Errorf("counts = %+v", c)
+		}
+	})
+}
+
+// TestFinishRowOnce races many finishers on each row: exactly one wins.
+func TestFinishRowOnce(t *testing.T) {
+	t.Parallel()
+	forEachDB(t, func(t *testing.T, dsn string) {
+		db := mustOpen(t, dsn, Options{})
+		r := newTestRun(t, db, 1, 9)
+		rows := mustStartRun(t, db, r.ID)
+		var wins atomic.Int64
+		var wg sync.WaitGroup
+		for _, n := range rows {
+			for i := range 4 {
+				wg.Go(func() {
+					state := []string{RowDone, RowFailed, RowSkipped, RowDone}[i]
+					ok, err := db.FinishRow(t.Context(), r.ID, n, RowResult{State: state})
+					if err != nil {
+						t.Errorf("FinishRow: %v", err)
+					}
+					if ok {
+						wins.Add(1)
+					}
+				})
+			}
+		}
+		wg.Wait()
+		if int(wins.Load()) != len(rows) {
+			t.Errorf("%d FinishRow calls won for %d rows", wins.Load(), len(rows))
+		}
+	})
+}
+
+func TestPauseResumeCancel(t *testing.T) {
+	t.Parallel()
+	forEachDB(t, func(t *testing.T, dsn string) {
+		clock := newTestClock()
+		db := mustOpen(t, dsn, Options{Now: clock.Now})
+		r1 := newTestRun(t, db, 1, 3)
+		r2 := newTestRun(t, db, 1, 3)
+		other := newTestRun(t, db, 2, 3)
+		for _, r := range []*Run{r1, r2, other} {
+			mustStartRun(t, db, r.ID)
+		}
+		if ok, err := db.PauseRun(t.Context(), r1.ID, "log in again"); !ok || err != nil {
+			t.Fatalf("PauseRun = %v, %v", ok, err)
+		}
+		if ok, _ := db.PauseRun(t.Context(), r1.ID, "again"); ok {
+			t.Error("PauseRun paused a paused run")
+		}
+		if _, err := db.PauseRun(t.Context(), 999, "x"); !errors.Is(err, ErrNotFound) {
+			t.Errorf("PauseRun(missing) = %v, want ErrNotFound", err)
+		}
+		if ok, _ := db.PauseRun(t.Context(), other.ID, "log in again"); !ok {
+			t.Fatal("PauseRun(other) failed")
+		}
+		got, _ := db.FindRunByID(t.Context(), r1.ID)
+		if got.State != RunPaused || got.PausedReason != "log in again" {
+			t.Errorf("paused run = %s %q", got.State, got.PausedReason)
+		}
+
+		ids, err := db.ResumeRunsForAdmin(t.Context(), 1, 42)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff([]int64{r1.ID}, ids); diff != "" {
+			t.Errorf("resumed (-want +got):\n%s", diff)
+		}
+		for _, id := range []int64{r1.ID, r2.ID} {
+			got, _ := db.FindRunByID(t.Context(), id)
+			if got.GrantID != 42 || got.State == RunPaused || got.PausedReason != "" {
+				t.Errorf("run %d after resume: grant %d state %s reason %q", id, got.GrantID, got.State, got.PausedReason)
+			}
+		}
+		if got, _ := db.FindRunByID(t.Context(), other.ID); got.State != RunPaused || got.GrantID == 42 {
+			t.Errorf("another admin's run changed: %s grant %d", got.State, got.GrantID)
+		}
+
+		// Cancel: row 2 is in flight (attempt begun after the cut-off) and
+		// is left to its worker; row 3 is skipped.
+		clock.Add(time.Minute)
+		cut := clock.Now()
+		if _, err := db.BeginRowAttempt(t.Context(), r2.ID, 2); err != nil {
+			t.Fatal(err)
+		}
+		n, err := db.CancelRun(t.Context(), r2.ID, "cancelled by Admin 1", cut)
+		if err != nil || n != 1 {
+			t.Fatalf("CancelRun = %d, %v; want 1 row skipped", n, err)
+		}
+		row, _ := db.FindRunRow(t.Context(), r2.ID, 3)
+		if row.State != RowSkipped || row.Error != "cancelled by Admin 1" {
+			t.Errorf("row 3 = %s %q", row.State, row.Error)
+		}
+		if row, _ := db.FindRunRow(t.Context(), r2.ID, 2); row.State != RowQueued {
+			t.Errorf("in-flight row = %s, want queued", row.State)
+		}
+		got, _ = db.FindRunByID(t.Context(), r2.ID)
+		if got.State != RunCancelled || got.FinishedAt.IsZero() {
+			t.Errorf("cancelled run = %s finished %v", got.State, got.FinishedAt)
+		}
+		if _, err := db.CancelRun(t.Context(), r2.ID, "again", cut); !errors.Is(err, ErrConflict) {
+			t.Errorf("second CancelRun = %v, want ErrConflict", err)
+		}
+		// A cancelled run is never "done".
+		db.FinishRow(t.Context(), r2.ID, 2, RowResult{State: RowDone})
+		if done, _ := db.FinishRunIfDone(t.Context(), r2.ID); done {
+			t.Error("FinishRunIfDone moved a cancelled run to done")
+		}
+	})
+}
+
+func TestSetRowPreflight(t *testing.T) {
+	t.Parallel()
+	forEachDB(t, func(t *testing.T, dsn string) {
+		db := mustOpen(t, dsn, Options{})
+		r := newTestRun(t, db, 1, 6)
+		if err := db.SetRowPreflight(t.Context(), r.ID, map[int]string{2: "not the requester", 3: "closed"}); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.SetRowPreflight(t.Context(), r.ID, map[int]string{3: "closed"}); err != nil {
+			t.Fatal(err)
+		}
+		got, _ := db.FindRunByID(t.Context(), r.ID)
+		if !got.Preflighted {
+			t.Error("run not marked preflighted")
+		}
+		rows, _, err := db.ListRunRows(t.Context(), r.ID, RowFilter{States: []string{RowPending}, OnlyErrors: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rows) != 1 || rows[0].Number != 3 || rows[0].PreflightError != "closed" {
+			t.Errorf("rows with pre-flight errors = %+v, want only row 3", rows)
+		}
+		if c := mustRunCounts(t, db, r.ID); c.PreflightErrors != 1 {
+			t.Errorf("PreflightErrors = %d, want 1", c.PreflightErrors)
+		}
+		if err := db.SetRowPreflight(t.Context(), 999, nil); !errors.Is(err, ErrNotFound) {
+			t.Errorf("SetRowPreflight(missing) = %v, want ErrNotFound", err)
+		}
+	})
+}
