@@ -42,6 +42,11 @@ type Options struct {
 	// Mapping overrides GuessMapping, e.g. after the mapping form. Fields
 	// the action does not use are ignored.
 	Mapping Mapping
+	// AllowMissingColumns reads a file whose header lacks a required field
+	// instead of refusing it: the rows come back invalid and
+	// Summary.MissingColumns says what is missing, so the preview can offer
+	// the mapping form (see Remap).
+	AllowMissingColumns bool
 }
 
 // Row is one data row of the file, valid or not.
@@ -80,6 +85,9 @@ type Summary struct {
 	// Unmapped lists the header names no field uses ("column N" for an
 	// unnamed column).
 	Unmapped []string
+	// MissingColumns says which required fields have no column, when
+	// Options.AllowMissingColumns let reading go on without them.
+	MissingColumns string
 }
 
 // FileError is a problem with the file as a whole, with a sentence for the
@@ -207,7 +215,15 @@ func Read(r io.Reader, k actions.Kind, opt Options, emit func(batch []Row) error
 	}
 	sum.Unmapped = unmapped(sum.Mapping, sum.Header)
 	if err := missingColumns(k, sum.Mapping, sum.Header); err != nil {
-		return sum, err
+		if !opt.AllowMissingColumns {
+			return sum, err
+		}
+		// Keep going: every row will say which field it lacks, and the
+		// preview's mapping form can fix the columns without a new upload.
+		var fe *FileError
+		if errors.As(err, &fe) {
+			sum.MissingColumns = fe.Message
+		}
 	}
 
 	seen := map[string]struct{}{}

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -141,7 +142,7 @@ func (a *app) handleUpload() echo.HandlerFunc {
 		}
 		run := &store.Run{AdminID: admin.ID, AdminName: admin.Name, GrantID: int64Value(sessionOf(c), keyGrantID),
 			Kind: string(kind), FileName: name}
-		_, err := bulk.Import(ctx, a.db, run, src, bulk.Options{MaxBytes: a.maxUpload, MaxRows: bulk.DefaultMaxRows})
+		_, err := bulk.Import(ctx, a.db, run, src, bulk.Options{MaxBytes: a.maxUpload, MaxRows: bulk.DefaultMaxRows, AllowMissingColumns: true})
 		if err != nil {
 			var fe *bulk.FileError
 			if errors.As(err, &fe) {
@@ -168,10 +169,10 @@ func runIDParam(c echo.Context) (int64, error) {
 
 // rowFilters maps the tabs of the rows table to store filters.
 var rowFilters = map[string]store.RowFilter{
-	"":           {},
-	"invalid":    {States: []string{store.RowInvalid}},
-	"failed":     {States: []string{store.RowFailed}},
-	"done":       {States: []string{store.RowDone}},
+	"":        {},
+	"invalid": {States: []string{store.RowInvalid}},
+	"failed":  {States: []string{store.RowFailed}},
+	"done":    {States: []string{store.RowDone}},
 }
 
 // handleRun shows a run: the preview before confirmation, live progress
@@ -200,6 +201,23 @@ func (a *app) handleRun() echo.HandlerFunc {
 			p.PausedReason = run.PausedReason
 		}
 		if p.Preview {
+			kind := actions.Kind(run.Kind)
+			m := bulk.MappingOf(&run)
+			req, opt := bulk.Fields(kind)
+			for _, f := range append(req, opt...) {
+				col, ok := m[f]
+				if !ok {
+					col = -1
+				}
+				p.Mapping = append(p.Mapping, views.MappingField{Field: string(f), Label: fieldLabel(f), Required: slices.Contains(req, f), Column: col})
+			}
+			if missing := bulk.MissingFields(kind, m); len(missing) > 0 {
+				var names []string
+				for _, f := range missing {
+					names = append(names, fieldLabel(f))
+				}
+				p.Error = "No column is chosen for " + strings.Join(names, " and ") + ", so no row can be sent yet. Choose the columns below; the rows are checked again from the file you uploaded."
+			}
 			errs, _, err := a.db.ListRunRows(ctx, id, store.RowFilter{OnlyErrors: true, Limit: 10})
 			if err != nil {
 				return err
@@ -277,6 +295,42 @@ func roundDuration(d time.Duration) string {
 		return fmt.Sprintf("%d min", int(d.Minutes()+0.5))
 	}
 	return fmt.Sprintf("%.1f h", d.Hours())
+}
+
+// handleMapping re-checks a previewed run's rows under the columns chosen
+// in the mapping form.
+func (a *app) handleMapping() echo.HandlerFunc {
+	return func(c echo.Context) error {
+		ctx := c.Request().Context()
+		id, err := runIDParam(c)
+		if err != nil {
+			return err
+		}
+		run, err := a.db.FindRunByID(ctx, id)
+		if err != nil {
+			return err
+		}
+		req, opt := bulk.Fields(actions.Kind(run.Kind))
+		m := bulk.Mapping{}
+		for _, f := range append(req, opt...) {
+			col, err := strconv.Atoi(c.FormValue("map_" + string(f)))
+			if err == nil && col >= 0 && col < len(run.Header) {
+				m[f] = col
+			}
+		}
+		if err := bulk.Remap(ctx, a.db, id, m); err != nil {
+			if errors.Is(err, store.ErrConflict) {
+				return &pageError{Status: http.StatusConflict, Heading: "Already started",
+					Message:    "This run was confirmed, so its columns can no longer change. Upload the file again for a new run.",
+					ActionHref: fmt.Sprintf("/bulk/runs/%d", id), ActionLabel: "Back to the run"}
+			}
+			return err
+		}
+		if err := a.setNotice(c, "The rows were checked again with the columns you chose."); err != nil {
+			return err
+		}
+		return c.Redirect(http.StatusSeeOther, fmt.Sprintf("/bulk/runs/%d", id))
+	}
 }
 
 // handleConfirm starts a previewed run. The form carries the number of

@@ -175,7 +175,6 @@ func TestBulkUploadRefusesBadFilesWhole(t *testing.T) {
 	}{
 		{"empty", nil, http.StatusUnprocessableEntity, "Choose a CSV file"},
 		{"header only", []byte("email,ticket_id,score\n"), http.StatusUnprocessableEntity, "no data rows"},
-		{"missing column", []byte("email,score\nbea@example.com,good\n"), http.StatusUnprocessableEntity, "ticket"},
 		{"not UTF-8", []byte("em\xe9il,ticket_id,score\nbea@example.com,105,good\n"), http.StatusUnprocessableEntity, "UTF-8"},
 		{"21 MB", append([]byte("email,ticket_id,score,comment\n"), big...), http.StatusRequestEntityTooLarge, "MB"},
 	} {
@@ -240,5 +239,34 @@ func TestBulkProgressStreamsEvents(t *testing.T) {
 	}
 	if !strings.Contains(ev.Body, "event: progress") || !strings.Contains(ev.Body, `"finished":true`) || !strings.Contains(ev.Body, `"done":17`) {
 		t.Errorf("event stream did not report the run to its end: %.600s", ev.Body)
+	}
+}
+
+func TestBulkMappingFormFixesColumns(t *testing.T) {
+	t.Parallel()
+	app := newTestApp(t, testAppOptions{})
+	s := loginAs(t, app, sandbox.DemoAdminEmail)
+	content := fmt.Sprintf("who,case,verdict\n%s,%d,good\n%s,%d,bad\n", sandbox.DemoBeaEmail, sandbox.TicketBeaSolved, sandbox.DemoBeauEmail, sandbox.TicketBeauSolved)
+	id := runIDFrom(t, s.upload("rate", "odd-headers.csv", []byte(content)))
+	page := s.get(fmt.Sprintf("/bulk/runs/%d", id)).doc(t)
+	if msg := page.Find(`[data-testid="run-error"]`).Text(); !strings.Contains(msg, "No column is chosen") {
+		t.Errorf("missing columns not explained: %q", msg)
+	}
+	if page.Find(`[data-testid="confirm"]`).Length() != 0 {
+		t.Error("a run with no sendable row offers to confirm")
+	}
+	r := s.act(fmt.Sprintf("/bulk/runs/%d/mapping", id), url.Values{"map_user": {"0"}, "map_ticket": {"1"}, "map_score": {"2"}})
+	if r.Status != http.StatusSeeOther {
+		t.Fatalf("mapping: status %d: %.400s", r.Status, r.Body)
+	}
+	page = s.get(fmt.Sprintf("/bulk/runs/%d", id)).doc(t)
+	if got := page.Find(`[data-testid="count-invalid"]`).Text(); got != "0" {
+		t.Errorf("after mapping, %s invalid rows, want 0", got)
+	}
+	if !strings.Contains(page.Find(`[data-testid="confirm"]`).Text(), "2 changes") {
+		t.Errorf("after mapping the run should offer to send 2 changes: %q", page.Find(`[data-testid="confirm"]`).Text())
+	}
+	if sel := page.Find(`[data-testid="map-ticket"] option[selected]`).Text(); sel != "case" {
+		t.Errorf("mapping form shows ticket column %q, want case", sel)
 	}
 }
