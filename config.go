@@ -30,6 +30,7 @@ type config struct {
 	Addr                string
 	LogFormat           string
 	Sandbox             bool
+	MetricsAddr         string
 	ShutdownTimeout     time.Duration
 
 	// publicURLSet records whether PUBLIC_URL was given; when it was not,
@@ -77,6 +78,7 @@ func settings() []setting {
 		{"DATABASE_URL", "", "sqlite:<file> or postgres://...; default: a SQLite file in DATA_DIR", str(func(c *config) *string { return &c.DatabaseURL })},
 		{"DATA_DIR", "./data", "where the SQLite file and the generated key live", str(func(c *config) *string { return &c.DataDir })},
 		{"ADDR", ":8080", "listen address", str(func(c *config) *string { return &c.Addr })},
+		{"METRICS_ADDR", "", "listen address for Prometheus metrics at /metrics, e.g. :9090; empty: off", str(func(c *config) *string { return &c.MetricsAddr })},
 		{"LOG_FORMAT", "text", "log format: text or json", str(func(c *config) *string { return &c.LogFormat })},
 		{"SANDBOX", "false", "run against the built-in sandbox Zendesk even if a Zendesk is configured", func(c *config, v string) error {
 			b, err := strconv.ParseBool(strings.TrimSpace(v))
@@ -201,6 +203,12 @@ func (c config) validate() error {
 	}
 	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
 		errs = append(errs, fmt.Errorf("ADDR must be host:port or :port, got %q", c.Addr))
+	}
+	if c.MetricsAddr != "" {
+		_, port, err := net.SplitHostPort(c.MetricsAddr)
+		if err != nil || (c.MetricsAddr == c.Addr && port != "0") {
+			errs = append(errs, fmt.Errorf("METRICS_ADDR must be host:port or :port, different from ADDR, got %q", c.MetricsAddr))
+		}
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		errs = append(errs, fmt.Errorf("LOG_FORMAT must be text or json, got %q", c.LogFormat))

@@ -24,6 +24,7 @@ import (
 
 	"github.com/onbehalf/onbehalf/bulk"
 	"github.com/onbehalf/onbehalf/handlers"
+	"github.com/onbehalf/onbehalf/metrics"
 	"github.com/onbehalf/onbehalf/oauthflow"
 	"github.com/onbehalf/onbehalf/store"
 	"github.com/onbehalf/onbehalf/views"
@@ -73,6 +74,25 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	pub, _ := url.Parse(publicURL)
 	redirectURL := strings.TrimRight(publicURL, "/") + "/oauth/callback"
 
+	// Metrics listen on their own address, so they are never exposed on the
+	// public port. A nil *metrics.Metrics records nothing.
+	var m *metrics.Metrics
+	if cfg.MetricsAddr != "" {
+		m = metrics.New()
+		mln, err := net.Listen("tcp", cfg.MetricsAddr)
+		if err != nil {
+			return fmt.Errorf("listen on METRICS_ADDR %s: %w", cfg.MetricsAddr, err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", m.Handler())
+		msrv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		go msrv.Serve(mln)
+		defer msrv.Close()
+		fmt.Fprintf(stdout, "Metrics on http://%s/metrics\n", mln.Addr())
+	}
+	// One HTTP client for every Zendesk call, counted by endpoint and status.
+	zendeskHTTP := &http.Client{Timeout: 60 * time.Second, Transport: m.Transport(nil)}
+
 	zendeskURL := cfg.zendeskBaseURL()
 	clientID, clientSecret := cfg.ZendeskClientID, cfg.ZendeskClientSecret
 	var hint *views.SandboxHint
@@ -114,6 +134,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		ClientSecret: clientSecret,
 		RedirectURL:  redirectURL,
 		Scopes:       cfg.ZendeskScopes,
+		HTTPClient:   &http.Client{Timeout: 20 * time.Second, Transport: m.Transport(nil)},
 	})
 	if err != nil {
 		return fmt.Errorf("oauth client: %w", err)
@@ -125,6 +146,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		ZendeskURL: zendeskURL,
 		Refresh:    handlers.RefreshFunc(flow),
 		RateLimit:  cfg.ZendeskRateLimit,
+		HTTPClient: zendeskHTTP,
 	})
 	if err != nil {
 		return fmt.Errorf("start bulk engine: %w", err)
@@ -132,6 +154,23 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err := engine.Start(ctx); err != nil {
 		return fmt.Errorf("start bulk engine: %w", err)
 	}
+	m.SetThrottleSource(func() metrics.ThrottleSnapshot {
+		s := engine.Throttle().Stats()
+		return metrics.ThrottleSnapshot{Waits: s.Waits, Waited: s.Waited}
+	})
+	m.SetBulkSource(func(ctx context.Context) (metrics.BulkSnapshot, error) {
+		rows, err := db.CountRowsByState(ctx)
+		if err != nil {
+			logger.Warn("metrics: count bulk rows", "err", err)
+			return metrics.BulkSnapshot{}, err
+		}
+		jobs, err := db.CountJobsByState(ctx)
+		if err != nil {
+			logger.Warn("metrics: count queue jobs", "err", err)
+			return metrics.BulkSnapshot{}, err
+		}
+		return metrics.BulkSnapshot{RowsByState: rows, JobsByState: jobs}, nil
+	})
 
 	handler, err := handlers.New(handlers.Config{
 		Logger:     logger,
@@ -143,6 +182,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Sandbox:    hint,
 		Bulk:       engine,
 		Ready:      db.Ready,
+		HTTPClient: zendeskHTTP,
+		Metrics:    m,
 	})
 	if err != nil {
 		return err

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -75,6 +76,7 @@ func startRun(t *testing.T, env map[string]string, args ...string) (string, *loc
 	case u := <-urlCh:
 		return u, out, done
 	case err := <-done:
+		done <- nil // let the cleanup see it has stopped
 		t.Fatalf("run exited early: %v", err)
 	case <-time.After(30 * time.Second):
 		t.Fatal("run printed no URL within 30s")
@@ -200,4 +202,62 @@ func TestConfigValidation(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestRunServesMetricsOnTheirOwnAddress(t *testing.T) {
+	t.Parallel()
+	u, out, _ := startRun(t, map[string]string{"ADDR": "127.0.0.1:0", "DATA_DIR": t.TempDir(), "METRICS_ADDR": "127.0.0.1:0"})
+	var metricsURL string
+	for _, line := range strings.Split(out.String(), "\n") {
+		if m, ok := strings.CutPrefix(line, "Metrics on "); ok {
+			metricsURL = m
+		}
+	}
+	if metricsURL == "" {
+		t.Fatalf("no metrics address printed:\n%s", out)
+	}
+	scrape := func() string {
+		res, err := http.Get(metricsURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return string(b)
+	}
+	const home = `onbehalf_http_requests_total{route="/",status="200"}`
+	before := metricValue(scrape(), home)
+	for i := 0; i < 3; i++ {
+		res, err := http.Get(u + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+	}
+	body := scrape()
+	if got := metricValue(body, home); got != before+3 {
+		t.Errorf("%s = %v after 3 page views, want %v", home, got, before+3)
+	}
+	for _, want := range []string{`onbehalf_bulk_rows{state="done"} 0`, `onbehalf_queue_jobs{state="available"} 0`, `onbehalf_bulk_source_up 1`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+	if res, err := http.Get(u + "/metrics"); err == nil {
+		res.Body.Close()
+		if res.StatusCode == http.StatusOK {
+			t.Error("metrics are served on the public address too")
+		}
+	}
+}
+
+// metricValue reads one sample's value from Prometheus text, 0 if absent.
+func metricValue(body, series string) float64 {
+	for _, line := range strings.Split(body, "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			f, _ := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			return f
+		}
+	}
+	return 0
 }

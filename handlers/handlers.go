@@ -15,6 +15,7 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 
 	"github.com/onbehalf/onbehalf/bulk"
+	"github.com/onbehalf/onbehalf/metrics"
 	"github.com/onbehalf/onbehalf/oauthflow"
 	"github.com/onbehalf/onbehalf/store"
 	"github.com/onbehalf/onbehalf/views"
@@ -45,6 +46,8 @@ type Config struct {
 	MaxUploadBytes int64
 	// ProgressEvery is how often a run's progress is pushed; 0 means 1s.
 	ProgressEvery time.Duration
+	// Metrics counts requests by route and status; nil records nothing.
+	Metrics *metrics.Metrics
 }
 
 // app carries the dependencies the handler makers draw from.
@@ -63,6 +66,7 @@ type app struct {
 	bulk          *bulk.Engine
 	maxUpload     int64
 	progressEvery time.Duration
+	metrics       *metrics.Metrics
 }
 
 // New builds the whole HTTP surface: the Echo router wrapped in
@@ -87,6 +91,7 @@ func New(cfg Config) (http.Handler, error) {
 		bulk:          cfg.Bulk,
 		maxUpload:     cfg.MaxUploadBytes,
 		progressEvery: cfg.ProgressEvery,
+		metrics:       cfg.Metrics,
 	}
 	if a.maxUpload <= 0 {
 		a.maxUpload = bulk.DefaultMaxBytes

@@ -62,6 +62,7 @@ func (a *app) accessLog() echo.MiddlewareFunc {
 				c.Error(err)
 			}
 			req, res := c.Request(), c.Response()
+			a.metrics.ObserveHTTP(c.Path(), res.Status, time.Since(start))
 			level := slog.LevelInfo
 			if res.Status >= 500 {
 				level = slog.LevelError
