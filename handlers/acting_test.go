@@ -22,7 +22,7 @@ type signedIn struct {
 	csrf string
 }
 
-func loginAs(t *testing.T, app *testApp, email string) *signedIn {
+func loginAs(t testing.TB, app *testApp, email string) *signedIn {
 	t.Helper()
 	b := app.newBrowser()
 	home := b.login(email)

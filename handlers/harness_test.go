@@ -26,7 +26,7 @@ import (
 // testApp is onbehalf's HTTP layer on a real SQLite store, talking to a
 // sandbox Zendesk over loopback.
 type testApp struct {
-	t       *testing.T
+	t       testing.TB
 	URL     string
 	Sandbox *sandbox.Server
 	DB      *store.DB
@@ -81,7 +81,7 @@ func (c *testClock) Advance(d time.Duration) {
 
 const testClientID, testClientSecret = "onbehalf-test", "test-client-secret-0123456789"
 
-func newTestApp(t *testing.T, opts testAppOptions) *testApp {
+func newTestApp(t testing.TB, opts testAppOptions) *testApp {
 	t.Helper()
 	// The sandbox and the app share one clock, so moving it expires tokens
 	// on both sides alike. The rate limit is high: these tests are not about it.
@@ -154,7 +154,7 @@ func newTestApp(t *testing.T, opts testAppOptions) *testApp {
 // browser is a cookie-keeping HTTP client that does not follow redirects, so
 // tests can look at every hop.
 type browser struct {
-	t   *testing.T
+	t   testing.TB
 	app *testApp
 	c   *http.Client
 	// Pages collects every body the browser received.
@@ -178,7 +178,7 @@ type response struct {
 	Location string
 }
 
-func (r response) doc(t *testing.T) *goquery.Document {
+func (r response) doc(t testing.TB) *goquery.Document {
 	t.Helper()
 	d, err := goquery.NewDocumentFromReader(strings.NewReader(r.Body))
 	if err != nil {
@@ -300,7 +300,7 @@ func (b *browser) cookie() string {
 }
 
 // csrf reads the form token from a page.
-func csrfOf(t *testing.T, r response) string {
+func csrfOf(t testing.TB, r response) string {
 	t.Helper()
 	v, ok := r.doc(t).Find(`input[name="_csrf"]`).First().Attr("value")
 	if !ok || v == "" {
