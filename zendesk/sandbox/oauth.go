@@ -136,20 +136,34 @@ func (s *Sandbox) refreshTTL() time.Duration {
 // authorizePage is the sign-in and consent page. One form carries both
 // buttons so that a browser test can pick a user and press either.
 var authorizePage = template.Must(template.New("authorize").Parse(`<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Sign in to Zendesk (sandbox)</title></head>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Sign in to Zendesk (sandbox)</title>
+<style>
+body{margin:0;font:16px/1.5 system-ui,sans-serif;background:#eef2ee;color:#1f2a24}
+main{max-width:520px;margin:3rem auto;background:#fff;border:1px solid #cfd9d2;border-radius:10px;padding:1.5rem 2rem}
+h1{font-size:1.35rem;margin:0 0 .25rem}.sub{color:#5a6b60;margin:0 0 1.25rem;font-size:.9rem}
+ul{padding-left:1.2rem}label{display:block;font-weight:600;margin:1rem 0 .3rem}
+select{width:100%;font:inherit;padding:.45rem;border:1px solid #9fb3a6;border-radius:6px}
+.buttons{display:flex;gap:.75rem;margin-top:1.25rem}
+button{font:inherit;padding:.5rem 1.2rem;border-radius:6px;border:1px solid #9fb3a6;background:#fff;cursor:pointer}
+button[value=allow]{background:#03363d;border-color:#03363d;color:#fff}
+</style></head>
 <body>
 <main>
 <h1>Sign in to Zendesk (sandbox)</h1>
+<p class="sub">A stand-in Zendesk account running on this machine, for trying onbehalf out. No real data.</p>
 <p><strong data-testid="client">{{.Client}}</strong> wants to access your account with these scopes:</p>
 <ul data-testid="scopes">{{range .Scopes}}<li>{{.}}</li>{{end}}</ul>
 <form method="post" action="/oauth/authorizations/new">
 {{range .Hidden}}<input type="hidden" name="{{.Name}}" value="{{.Value}}">
 {{end}}<label for="user">Sign in as</label>
 <select id="user" name="user" data-testid="user">
-{{range .People}}<option value="{{.Email}}"{{if .Selected}} selected{{end}}>{{.Name}} — {{.Role}}</option>
+{{range .People}}<option value="{{.Email}}"{{if .Selected}} selected{{end}}>{{.Name}} — {{.Role}} ({{.Email}})</option>
 {{end}}</select>
+<div class="buttons">
 <button type="submit" name="decision" value="allow" data-testid="allow">Allow</button>
 <button type="submit" name="decision" value="deny" data-testid="deny">Deny</button>
+</div>
 </form>
 </main>
 </body></html>

@@ -151,8 +151,8 @@ func TestOAuthLoginWithPKCE(t *testing.T) {
 	if got := doc.Find(`[data-testid="user"] option[selected]`).AttrOr("value", ""); got != DemoAdminEmail {
 		t.Errorf("preselected user = %q, want the first admin %q", got, DemoAdminEmail)
 	}
-	if got := strings.TrimSpace(doc.Find(`[data-testid="user"] option`).First().Text()); got != "Ada Admin — admin" {
-		t.Errorf("first option reads %q, want the name and role", got)
+	if got := strings.TrimSpace(doc.Find(`[data-testid="user"] option`).First().Text()); got != "Ada Admin — admin (ada@example.com)" {
+		t.Errorf("first option reads %q, want the name, role and email", got)
 	}
 	if n := doc.Find(`[data-testid="user"] option`).Length(); n != 8 {
 		t.Errorf("people on page = %d, want 8", n)
