@@ -31,6 +31,7 @@ type config struct {
 	LogFormat           string
 	Sandbox             bool
 	MetricsAddr         string
+	BulkRescueAfter     time.Duration
 	ShutdownTimeout     time.Duration
 
 	// publicURLSet records whether PUBLIC_URL was given; when it was not,
@@ -86,6 +87,14 @@ func settings() []setting {
 				return fmt.Errorf("SANDBOX must be true or false, got %q", v)
 			}
 			c.Sandbox = b
+			return nil
+		}},
+		{"BULK_RESCUE_AFTER", "1m", "how long a bulk row may stay claimed by a worker that stopped answering before another replica takes it over", func(c *config, v string) error {
+			d, err := time.ParseDuration(strings.TrimSpace(v))
+			if err != nil {
+				return fmt.Errorf("BULK_RESCUE_AFTER must be a duration such as 1m, got %q", v)
+			}
+			c.BulkRescueAfter = d
 			return nil
 		}},
 		{"SHUTDOWN_TIMEOUT", "15s", "how long shutdown waits for requests and jobs to finish", func(c *config, v string) error {
@@ -212,6 +221,9 @@ func (c config) validate() error {
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		errs = append(errs, fmt.Errorf("LOG_FORMAT must be text or json, got %q", c.LogFormat))
+	}
+	if c.BulkRescueAfter < 2*time.Second {
+		errs = append(errs, fmt.Errorf("BULK_RESCUE_AFTER must be at least 2s, got %v", c.BulkRescueAfter))
 	}
 	if c.ShutdownTimeout <= 0 {
 		errs = append(errs, errors.New("SHUTDOWN_TIMEOUT must be positive"))

@@ -147,6 +147,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Refresh:    handlers.RefreshFunc(flow),
 		RateLimit:  cfg.ZendeskRateLimit,
 		HTTPClient: zendeskHTTP,
+
+		RescueStuckJobsAfter: cfg.BulkRescueAfter,
 	})
 	if err != nil {
 		return fmt.Errorf("start bulk engine: %w", err)

@@ -13,7 +13,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver"
+	"github.com/riverqueue/river/riverdriver/riverdatabasesql"
 	"github.com/riverqueue/river/riverdriver/riversqlite"
 	"github.com/riverqueue/river/rivermigrate"
 	"github.com/riverqueue/river/rivertype"
@@ -31,6 +34,12 @@ const (
 	// maxAttempts bounds the attempts of a row that keeps failing in ways
 	// that may pass (network, 5xx); snoozes on 429/503 do not count.
 	maxAttempts = 8
+	// jobMaxAttempts is River's own limit, a backstop far above
+	// maxAttempts: a job River discards leaves its row without a terminal
+	// state, so the row's own count must run out first.
+	jobMaxAttempts = 25
+	// maxBackoff caps the back-off between attempts.
+	maxBackoff = 10 * time.Minute
 	// pausedSnooze is how often a job of a paused run looks again.
 	defaultPausedSnooze = 15 * time.Second
 	// defaultRetryBase is the first back-off after a failed attempt; it
@@ -101,6 +110,10 @@ type Engine struct {
 
 	mu   sync.Mutex
 	runs map[int64]*runState
+
+	// closeQueue releases what newQueue opened beside the store (the
+	// PostgreSQL listener pool), after the queue has stopped.
+	closeQueue func()
 }
 
 // NewEngine applies River's migrations to the store's database and builds
@@ -142,11 +155,11 @@ func NewEngine(ctx context.Context, cfg Config) (*Engine, error) {
 		return nil, fmt.Errorf("bulk: new engine: %w", err)
 	}
 	poll := cmpOr(cfg.pollInterval, 200*time.Millisecond)
-	q, err := newQueue(ctx, cfg.DB, &river.Config{
+	q, closeQueue, err := newQueue(ctx, cfg.DB, &river.Config{
 		Logger:               e.log,
 		Queues:               map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: cmpOr(cfg.Workers, DefaultWorkers)}},
 		Workers:              workers,
-		MaxAttempts:          maxAttempts,
+		MaxAttempts:          jobMaxAttempts,
 		JobTimeout:           e.jobTimeout,
 		RescueStuckJobsAfter: rescue,
 		FetchCooldown:        min(poll, 50*time.Millisecond),
@@ -157,31 +170,59 @@ func NewEngine(ctx context.Context, cfg Config) (*Engine, error) {
 		return nil, err
 	}
 	e.queue = q
+	e.closeQueue = closeQueue
 	return e, nil
 }
 
 // newQueue is the one place that picks River's driver for the store's
 // database and applies River's migrations (the River CLI is not needed).
-// Only SQLite is wired: River's PostgreSQL driver (riverpgxv5) works on a
-// pgx pool and pgx.Tx, while the store hands out *sql.Tx, so PostgreSQL
-// needs the store to expose its pgx pool first.
-func newQueue(ctx context.Context, db *store.DB, cfg *river.Config) (*river.Client[*sql.Tx], error) {
-	if d := db.Dialect(); d != "sqlite" {
-		return nil, fmt.Errorf("bulk: new engine: the job queue does not support %s yet", d)
+// Both drivers work on the store's own *sql.DB, so Confirm inserts a run's
+// jobs in the same *sql.Tx as the run's state change on either database.
+// On PostgreSQL, River's database/sql driver gets a small pgx pool
+// (riverpgxv5) for LISTEN/NOTIFY, so replicas hear about new jobs at once
+// rather than at the next poll.
+func newQueue(ctx context.Context, db *store.DB, cfg *river.Config) (*river.Client[*sql.Tx], func(), error) {
+	var driver riverdriver.Driver[*sql.Tx]
+	closeFn := func() {}
+	switch d := db.Dialect(); d {
+	case "sqlite":
+		driver = riversqlite.New(db.SQL())
+	case "postgres":
+		pcfg, err := pgxpool.ParseConfig(db.DSN())
+		if err != nil {
+			return nil, closeFn, fmt.Errorf("bulk: new engine: listener pool: %w", err)
+		}
+		pcfg.MinConns, pcfg.MaxConns = 0, 2
+		pool, err := pgxpool.NewWithConfig(ctx, pcfg)
+		if err != nil {
+			return nil, closeFn, fmt.Errorf("bulk: new engine: listener pool: %w", err)
+		}
+		closeFn = pool.Close
+		driver = riverdatabasesql.NewWithPgxListener(db.SQL(), pool)
+	default:
+		return nil, closeFn, fmt.Errorf("bulk: new engine: no job queue for %s", d)
 	}
-	driver := riversqlite.New(db.SQL())
 	m, err := rivermigrate.New(driver, &rivermigrate.Config{Logger: cfg.Logger})
 	if err != nil {
-		return nil, fmt.Errorf("bulk: new engine: migrator: %w", err)
+		closeFn()
+		return nil, func() {}, fmt.Errorf("bulk: new engine: migrator: %w", err)
 	}
-	if _, err := m.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
-		return nil, fmt.Errorf("bulk: new engine: migrate job queue: %w", err)
+	// Replicas starting together must not run River's migrations at once:
+	// the store serialises them under its migration lock.
+	err = db.WithMigrationLock(ctx, func() error {
+		_, err := m.Migrate(ctx, rivermigrate.DirectionUp, nil)
+		return err
+	})
+	if err != nil {
+		closeFn()
+		return nil, func() {}, fmt.Errorf("bulk: new engine: migrate job queue: %w", err)
 	}
 	q, err := river.NewClient(driver, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("bulk: new engine: queue client: %w", err)
+		closeFn()
+		return nil, func() {}, fmt.Errorf("bulk: new engine: queue client: %w", err)
 	}
-	return q, nil
+	return q, closeFn, nil
 }
 
 func cmpOr[T comparable](v, def T) T {
@@ -192,14 +233,15 @@ func cmpOr[T comparable](v, def T) T {
 	return v
 }
 
-// backoff retries a failed row after base, 2×base, 4×base, … with ±20%
-// jitter, so rows that failed together do not all come back together.
+// backoff retries a failed row after base, 2×base, 4×base, … (at most
+// maxBackoff) with ±20% jitter, so rows that failed together do not all
+// come back together.
 type backoff struct{ base time.Duration }
 
 // NextRetry implements river.ClientRetryPolicy.
 func (b backoff) NextRetry(job *rivertype.JobRow) time.Time {
 	n := max(job.Attempt, 1) - 1
-	d := b.base << min(n, 16)
+	d := min(b.base<<min(n, 16), maxBackoff)
 	d = time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
 	return time.Now().Add(d)
 }
@@ -221,6 +263,7 @@ func (e *Engine) Start(ctx context.Context) error {
 // with an unknown outcome, re-checked when it runs again) and waits for
 // them to return.
 func (e *Engine) Stop(ctx context.Context) error {
+	defer e.closeQueue()
 	err := e.queue.Stop(ctx)
 	if err == nil {
 		return nil
@@ -245,7 +288,7 @@ func (rowArgs) Kind() string { return "onbehalf_bulk_row" }
 
 // InsertOpts implements river.JobArgsWithInsertOpts.
 func (rowArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{MaxAttempts: maxAttempts, UniqueOpts: river.UniqueOpts{ByArgs: true}}
+	return river.InsertOpts{MaxAttempts: jobMaxAttempts, UniqueOpts: river.UniqueOpts{ByArgs: true}}
 }
 
 // Confirm starts a previewed run: in ONE transaction the run becomes

@@ -41,7 +41,7 @@ var (
 	sqliteDialect = dialect{name: "sqlite", driver: "sqlite"}
 	// The advisory lock key is an arbitrary constant private to onbehalf.
 	postgresDialect = dialect{name: "postgres", driver: "pgx", dollar: true,
-		migrationLock: "SELECT pg_advisory_xact_lock(7236512064)"}
+		migrationLock: fmt.Sprintf("SELECT pg_advisory_xact_lock(%d)", migrationLockKey)}
 )
 
 // sqlitePragmas are appended to every SQLite DSN; see Open for why.

@@ -51,10 +51,11 @@ type Options struct {
 // DB is onbehalf's SQL state: sessions, grants and the audit trail. It is
 // safe for concurrent use.
 type DB struct {
-	db      *sql.DB
-	dialect dialect
-	log     *slog.Logger
-	now     func() time.Time
+	db        *sql.DB
+	driverDSN string
+	dialect   dialect
+	log       *slog.Logger
+	now       func() time.Time
 
 	cookieKey []byte
 	grantAEAD cipher.AEAD
@@ -123,6 +124,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
 	}
 	db := &DB{
 		db:        sqldb,
+		driverDSN: driverDSN,
 		dialect:   d,
 		log:       logger,
 		now:       now,
