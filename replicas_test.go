@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -424,5 +425,53 @@ func TestBulkRunFinishesAfterItsReplicaIsKilled(t *testing.T) {
 	_, page = ag.get(b.URL + "/bulk/runs/" + runID)
 	if got := strings.TrimSpace(mustDoc(t, page).Find(`[data-testid="count-done"]`).Text()); got != fmt.Sprint(rows) {
 		t.Errorf("B's run page shows %q done, want %d", got, rows)
+	}
+}
+
+func TestProcessStopsCleanlyOnSIGTERM(t *testing.T) {
+	t.Parallel()
+	addr := freeAddr(t)
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "ONBEHALF_TEST_REPLICA=1", "ADDR="+addr, "DATA_DIR="+t.TempDir(), "SHUTDOWN_TIMEOUT=5s")
+	out := &lockedBuilder{}
+	cmd.Stdout = writerFunc(func(p []byte) (int, error) { out.WriteString(string(p)); return len(p), nil })
+	cmd.Stderr = cmd.Stdout
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		res, err := http.Get("http://" + addr + "/readyz")
+		if err == nil {
+			res.Body.Close()
+			if res.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatalf("not ready in 60s:\n%s", out.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Errorf("exit after SIGTERM: %v\n%s", err, out.String())
+		}
+	case <-time.After(20 * time.Second):
+		cmd.Process.Kill()
+		t.Fatalf("still running 20s after SIGTERM:\n%s", out.String())
+	}
+	if !strings.Contains(out.String(), "shutting down") {
+		t.Errorf("no shutdown in the log:\n%s", out.String())
+	}
+	if _, err := http.Get("http://" + addr + "/healthz"); err == nil {
+		t.Error("still serving after shutdown")
 	}
 }
