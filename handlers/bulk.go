@@ -223,7 +223,7 @@ func (a *app) handleRun() echo.HandlerFunc {
 				return err
 			}
 			for _, r := range errs {
-				p.FirstErrors = append(p.FirstErrors, rowView(r))
+				p.FirstErrors = append(p.FirstErrors, rowView(r, run.Kind))
 			}
 		}
 		tab := c.QueryParam("rows")
@@ -240,7 +240,7 @@ func (a *app) handleRun() echo.HandlerFunc {
 			return err
 		}
 		for _, r := range rows {
-			p.Rows = append(p.Rows, rowView(r))
+			p.Rows = append(p.Rows, rowView(r, run.Kind))
 		}
 		link := func(n int) string {
 			v := url.Values{"page": {strconv.Itoa(n)}}
@@ -259,9 +259,16 @@ func (a *app) handleRun() echo.HandlerFunc {
 	}
 }
 
-func rowView(r store.RunRow) views.RowView {
+func rowView(r store.RunRow, kind string) views.RowView {
 	v := views.RowView{Number: r.Number, Cells: r.Cells, State: r.State, Errors: r.Errors, Duplicate: r.Duplicate,
 		HTTP: r.HTTPStatus, Error: r.Error, ZendeskID: r.ZendeskID}
+	if r.ZendeskID != 0 {
+		if actions.Kind(kind) == actions.KindRate {
+			v.ZendeskLabel = fmt.Sprintf("Zendesk rating %d", r.ZendeskID)
+		} else {
+			v.ZendeskLabel = fmt.Sprintf("request #%d", r.ZendeskID)
+		}
+	}
 	if r.PreflightError != "" {
 		v.Errors = append(v.Errors, "Zendesk would refuse: "+r.PreflightError)
 	}

@@ -95,6 +95,8 @@ type RowView struct {
 	HTTP      int
 	Error     string
 	ZendeskID int64
+	// ZendeskLabel names what ZendeskID is ("rating 9001", "request #123").
+	ZendeskLabel string
 }
 
 // MappingField is one field of the column-mapping form.
