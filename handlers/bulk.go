@@ -218,12 +218,17 @@ func (a *app) handleRun() echo.HandlerFunc {
 				}
 				p.Error = "No column is chosen for " + strings.Join(names, " and ") + ", so no row can be sent yet. Choose the columns below; the rows are checked again from the file you uploaded."
 			}
-			errs, _, err := a.db.ListRunRows(ctx, id, store.RowFilter{OnlyErrors: true, Limit: 10})
+			errs, _, err := a.db.ListRunRows(ctx, id, store.RowFilter{OnlyErrors: true, Limit: 200})
 			if err != nil {
 				return err
 			}
 			for _, r := range errs {
-				p.FirstErrors = append(p.FirstErrors, rowView(r, run.Kind))
+				switch {
+				case !r.Valid && len(p.FirstErrors) < 10:
+					p.FirstErrors = append(p.FirstErrors, rowView(r, run.Kind))
+				case r.Valid && r.PreflightError != "" && len(p.FirstRefusals) < 10:
+					p.FirstRefusals = append(p.FirstRefusals, views.RowView{Number: r.Number, Error: r.PreflightError})
+				}
 			}
 		}
 		tab := c.QueryParam("rows")
@@ -279,7 +284,7 @@ func rowView(r store.RunRow, kind string) views.RowView {
 func viewCounts(run store.Run, p bulk.Progress) views.RunCounts {
 	c := p.Counts
 	vc := views.RunCounts{Total: c.Total, Invalid: c.Invalid, Duplicates: run.Duplicates, Pending: c.Pending, Queued: c.Queued,
-		Done: c.Done, Failed: c.Failed, Skipped: c.Skipped, Waiting: c.Waiting, Remaining: c.Remaining()}
+		Done: c.Done, Failed: c.Failed, Skipped: c.Skipped, Waiting: c.Waiting, Remaining: c.Remaining(), WouldFail: c.PreflightErrors}
 	if sendable := c.Total - c.Invalid; sendable > 0 {
 		vc.Percent = (c.Done + c.Failed + c.Skipped) * 100 / sendable
 	}
@@ -337,6 +342,54 @@ func (a *app) handleMapping() echo.HandlerFunc {
 			return err
 		}
 		return c.Redirect(http.StatusSeeOther, fmt.Sprintf("/bulk/runs/%d", id))
+	}
+}
+
+// maxPreflightRows bounds the pre-flight check a page waits for: at about
+// two batched reads per 100 rows it stays within a minute at the lowest plan's
+// rate limit. Larger runs are checked row by row as they are sent.
+const maxPreflightRows = 5000
+
+// handleRunPreflight checks every row of a previewed run against Zendesk
+// without changing anything, and marks the rows that would fail.
+func (a *app) handleRunPreflight() echo.HandlerFunc {
+	return func(c echo.Context) error {
+		ctx := c.Request().Context()
+		id, err := runIDParam(c)
+		if err != nil {
+			return err
+		}
+		run, err := a.db.FindRunByID(ctx, id)
+		if err != nil {
+			return err
+		}
+		back := fmt.Sprintf("/bulk/runs/%d", id)
+		if run.Valid > maxPreflightRows {
+			if err := a.setNotice(c, fmt.Sprintf("This run has %d rows: too many to check before sending (at most %d). Each row is still checked just before it is sent.", run.Valid, maxPreflightRows)); err != nil {
+				return err
+			}
+			return c.Redirect(http.StatusSeeOther, back)
+		}
+		sum, err := a.bulk.Preflight(ctx, id)
+		if err != nil {
+			if isLoginExpired(err) {
+				return err
+			}
+			return &pageError{Status: http.StatusBadGateway, Heading: "The check did not finish",
+				Message:    "onbehalf could not check the rows with Zendesk (" + actions.Explain(err).Message + ") Nothing was changed; try again.",
+				ActionHref: back, ActionLabel: "Back to the preview", Err: err}
+		}
+		msg := fmt.Sprintf("Checked %d rows with Zendesk: %d would be refused.", sum.Checked, sum.Failing)
+		if sum.Failing > 0 {
+			msg += " They are listed with the reason; they will fail if you send them."
+		}
+		if sum.Unchecked > 0 {
+			msg += fmt.Sprintf(" %d could not be checked right now (Zendesk busy or unavailable).", sum.Unchecked)
+		}
+		if err := a.setNotice(c, msg); err != nil {
+			return err
+		}
+		return c.Redirect(http.StatusSeeOther, back)
 	}
 }
 

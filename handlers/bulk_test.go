@@ -270,3 +270,30 @@ func TestBulkMappingFormFixesColumns(t *testing.T) {
 		t.Errorf("mapping form shows ticket column %q, want case", sel)
 	}
 }
+
+func TestBulkPreflightMarksRowsThatWouldFail(t *testing.T) {
+	t.Parallel()
+	app := newTestApp(t, testAppOptions{})
+	s := loginAs(t, app, sandbox.DemoAdminEmail)
+	content := fmt.Sprintf("email,ticket_id,score\n%s,%d,good\n%s,%d,good\n%s,%d,good\n",
+		sandbox.DemoBeaEmail, sandbox.TicketBeaSolved, sandbox.DemoBeaEmail, sandbox.TicketBeaClosed, sandbox.DemoBeaEmail, sandbox.TicketCarlosSolved)
+	id := runIDFrom(t, s.upload("rate", "pf.csv", []byte(content)))
+	r := s.act(fmt.Sprintf("/bulk/runs/%d/preflight", id), url.Values{})
+	if r.Status != http.StatusSeeOther {
+		t.Fatalf("preflight: status %d: %.400s", r.Status, r.Body)
+	}
+	for _, w := range app.Sandbox.Writes() {
+		t.Errorf("the pre-flight wrote to Zendesk: %s %s", w.Method, w.Path)
+	}
+	page := s.follow(r).doc(t)
+	if notice := page.Find(`[data-testid="notice"]`).Text(); !strings.Contains(notice, "3 rows") || !strings.Contains(notice, "2 would be refused") {
+		t.Errorf("notice %q", notice)
+	}
+	if page.Find(`[data-testid="first-errors"]`).Length() != 0 {
+		t.Error("valid rows are listed as rows with errors in the file")
+	}
+	errs := page.Find(`[data-testid="first-refusals"]`).Text()
+	if !strings.Contains(errs, "closed") || !strings.Contains(errs, "Row 4") || page.Find(`[data-testid="first-refusal"]`).Length() != 2 {
+		t.Errorf("rows that would fail are not listed with their reason: %q", errs)
+	}
+}

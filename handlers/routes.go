@@ -44,6 +44,7 @@ func (a *app) routes(e *echo.Echo) {
 	e.GET("/bulk/runs/:id/events", a.handleEvents(), signedIn)
 	e.GET("/bulk/runs/:id/results.csv", a.handleResults(), signedIn)
 	e.POST("/bulk/runs/:id/mapping", a.handleMapping(), signedIn)
+	e.POST("/bulk/runs/:id/preflight", a.handleRunPreflight(), signedIn)
 	e.POST("/bulk/runs/:id/confirm", a.handleConfirm(), signedIn)
 	e.POST("/bulk/runs/:id/cancel", a.handleCancel(), signedIn)
 	e.POST("/bulk/runs/:id/retry", a.handleRetry(), signedIn)

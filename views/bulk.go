@@ -66,7 +66,9 @@ type RunPage struct {
 	Mapping     []MappingField
 	Unmapped    []string
 	FirstErrors []RowView
-	Error       string
+	// FirstRefusals are valid rows the pre-flight expects Zendesk to refuse.
+	FirstRefusals []RowView
+	Error         string
 }
 
 // RunCounts are the live counts of a run.
@@ -81,8 +83,10 @@ type RunCounts struct {
 	Skipped    int
 	Waiting    int
 	Remaining  int
-	Percent    int
-	ETA        string
+	// WouldFail counts rows the pre-flight expects Zendesk to refuse.
+	WouldFail int
+	Percent   int
+	ETA       string
 }
 
 // RowView is one row of a run as shown.
