@@ -3,6 +3,7 @@ package handlers
 import (
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -487,5 +488,36 @@ func TestUnknownPathsSignedOutAreNotFoundWithoutSession(t *testing.T) {
 	// Known admin pages still send a signed-out browser to log in.
 	if r := b.get("/users"); r.Status != http.StatusSeeOther || !strings.HasPrefix(r.Location, "/login?return_to=") {
 		t.Errorf("/users signed out: %d %q, want a redirect to /login", r.Status, r.Location)
+	}
+}
+
+func TestConcurrentPagesWithExpiredTokenRefreshOnce(t *testing.T) {
+	t.Parallel()
+	app := newTestApp(t, testAppOptions{Switches: sandbox.Switches{ExpiringTokens: true}})
+	b := app.newBrowser()
+	b.login(sandbox.DemoAdminEmail)
+	app.clock.Advance(31 * time.Minute) // the 30-minute access token has expired
+	before := app.Sandbox.Stats().Refreshes
+	var wg sync.WaitGroup
+	for i := 0; i < 20; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req, _ := http.NewRequest(http.MethodGet, app.URL+"/users?q=bea", nil)
+			res, err := b.c.Do(req)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer res.Body.Close()
+			body, _ := io.ReadAll(res.Body)
+			if res.StatusCode != http.StatusOK || !strings.Contains(string(body), "Bea Lindqvist") {
+				t.Errorf("search with an expired token: status %d", res.StatusCode)
+			}
+		}()
+	}
+	wg.Wait()
+	if n := app.Sandbox.Stats().Refreshes - before; n != 1 {
+		t.Errorf("20 concurrent pages caused %d refreshes at Zendesk, want exactly 1", n)
 	}
 }
