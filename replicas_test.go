@@ -316,27 +316,34 @@ var runLocation = regexp.MustCompile(`^/bulk/runs/(\d+)$`)
 func TestBulkRunFinishesAfterItsReplicaIsKilled(t *testing.T) {
 	t.Parallel()
 	// Slow enough that the run is mid-way when A dies: 150 ms per call and
-	// 300 calls a minute.
-	c := newTestCluster(t, 2, sandbox.Options{Seed: 2, RateLimit: 60000, RateBurst: 1000,
-		Faults: sandbox.Faults{Latency: 150 * time.Millisecond}}, "ZENDESK_RATE_LIMIT=300")
+	// 300 calls a minute. A generated account gives every row its own
+	// solved ticket, so each row's write can be told apart at Zendesk.
+	data := sandbox.Generate(3, 200, 400)
+	c := newTestCluster(t, 2, sandbox.Options{Seed: 2, RateLimit: 60000, RateBurst: 1000, Data: data,
+		Faults: sandbox.Faults{Latency: 150 * time.Millisecond}}, "ZENDESK_RATE_LIMIT=300", "BULK_RESCUE_AFTER=5s")
 	a, b := c.replicas[0], c.replicas[1]
 	ag := newAgent(t)
 	home := ag.login(a)
 	csrf := mustDoc(t, home).Find(`input[name="_csrf"]`).AttrOr("value", "")
 
-	targets := []struct {
-		email  string
-		ticket int64
-	}{
-		{sandbox.DemoBeaEmail, sandbox.TicketBeaSolved}, {sandbox.DemoBeauEmail, sandbox.TicketBeauSolved},
-		{sandbox.DemoBeauEmail, sandbox.TicketBeauSolved2}, {sandbox.DemoBeaEmail, sandbox.TicketBeaReopened},
-	}
 	const rows = 40
 	var csvBody strings.Builder
 	csvBody.WriteString("email,ticket_id,score,comment\n")
-	for i := 0; i < rows; i++ {
-		tg := targets[i%len(targets)]
-		fmt.Fprintf(&csvBody, "%s,%d,good,replica row %03d\n", tg.email, tg.ticket, i)
+	n := 0
+	for _, tk := range data.Tickets {
+		if n == rows {
+			break
+		}
+		u, ok := c.Sandbox.UserByID(tk.RequesterID)
+		if tk.Status != "solved" || tk.Rating != nil && (tk.Rating.Score == "good" || tk.Rating.Score == "bad") ||
+			!ok || u.Role != "end-user" || !u.Verified || u.Suspended || !u.Active {
+			continue
+		}
+		fmt.Fprintf(&csvBody, "%s,%d,good,replica row %03d\n", u.Email, tk.ID, n)
+		n++
+	}
+	if n != rows {
+		t.Fatalf("the generated account has only %d rateable tickets", n)
 	}
 	var body strings.Builder
 	mw := multipart.NewWriter(&body)

@@ -158,6 +158,7 @@ type browser struct {
 	app *testApp
 	c   *http.Client
 	// Pages collects every body the browser received.
+	mu    sync.Mutex
 	Pages []string
 }
 
@@ -195,7 +196,9 @@ func (b *browser) do(req *http.Request) response {
 	}
 	defer res.Body.Close()
 	body, _ := io.ReadAll(res.Body)
+	b.mu.Lock()
 	b.Pages = append(b.Pages, string(body))
+	b.mu.Unlock()
 	return response{Status: res.StatusCode, Header: res.Header, Body: string(body), Location: res.Header.Get("Location")}
 }
 
