@@ -297,3 +297,45 @@ func TestBulkPreflightMarksRowsThatWouldFail(t *testing.T) {
 		t.Errorf("rows that would fail are not listed with their reason: %q", errs)
 	}
 }
+
+func TestBulkCancelSkipsRowsNotYetSent(t *testing.T) {
+	t.Parallel()
+	app := newTestApp(t, testAppOptions{})
+	s := loginAs(t, app, sandbox.DemoAdminEmail)
+	var b strings.Builder
+	b.WriteString("email,ticket_id,score,comment\n")
+	for i := 0; i < 60; i++ {
+		fmt.Fprintf(&b, "%s,%d,good,row %d\n", sandbox.DemoBeaEmail, sandbox.TicketBeaSolved, i)
+	}
+	id := runIDFrom(t, s.upload("rate", "cancel.csv", []byte(b.String())))
+	app.Sandbox.SetFaults(sandbox.Faults{Latency: 300 * time.Millisecond})
+	s.act(fmt.Sprintf("/bulk/runs/%d/confirm", id), url.Values{"writes": {"60"}})
+	r := s.act(fmt.Sprintf("/bulk/runs/%d/cancel", id), url.Values{})
+	if r.Status != http.StatusSeeOther {
+		t.Fatalf("cancel: status %d: %.300s", r.Status, r.Body)
+	}
+	run := waitRunState(t, app, id, store.RunCancelled)
+	// Rows in flight when the run was cancelled still end in one state.
+	deadline := time.Now().Add(30 * time.Second)
+	var c store.RunCounts
+	for time.Now().Before(deadline) {
+		c, _ = app.DB.RunCounts(context.Background(), id)
+		if c.Remaining() == 0 {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if c.Remaining() != 0 || c.Done+c.Failed+c.Skipped != 60 {
+		t.Errorf("after cancel: %+v, want every row done, failed or skipped", c)
+	}
+	if c.Skipped == 0 {
+		t.Errorf("cancel skipped no row (%+v)", c)
+	}
+	if writes := len(app.Sandbox.Writes()); writes != c.Done+c.Failed {
+		t.Errorf("%d writes at Zendesk for %d rows sent", writes, c.Done+c.Failed)
+	}
+	page := s.get(fmt.Sprintf("/bulk/runs/%d", id)).doc(t)
+	if !strings.Contains(page.Find(`[data-testid="paused"]`).Text(), "Cancelled by Ada Admin") {
+		t.Errorf("the run page does not say who cancelled it (state %s, reason %q)", run.State, run.PausedReason)
+	}
+}
