@@ -23,15 +23,17 @@ type rowWorker struct {
 
 // Work implements river.Worker.
 func (w *rowWorker) Work(ctx context.Context, job *river.Job[rowArgs]) error {
-	return w.e.work(ctx, job.Args.RunID, job.Args.Row, job.Attempt >= job.MaxAttempts)
+	return w.e.work(ctx, job.Args.RunID, job.Args.Row)
 }
 
 // work runs one row. It returns nil when the row has its terminal state (or
 // had one already), river.JobSnooze when Zendesk asked us to wait or the run
 // is paused (no attempt spent), and an error when a failure that may pass
-// should be retried with back-off. On the last attempt such a failure fails
-// the row with its reason instead.
-func (e *Engine) work(ctx context.Context, runID int64, number int, last bool) error {
+// should be retried with back-off. On the row's last attempt such a failure
+// fails the row with its reason instead. Attempts are counted on the row,
+// not the job, so attempts cut short by a crash count too and the row still
+// fails with a reason long before River would give up on the job.
+func (e *Engine) work(ctx context.Context, runID int64, number int) error {
 	run, err := e.db.FindRunByID(ctx, runID)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil // the run was deleted: nothing to do
@@ -62,6 +64,7 @@ func (e *Engine) work(ctx context.Context, runID int64, number int, last bool) e
 	default:
 		return nil // terminal already: a retry, a rescue or another replica finished it
 	}
+	last := row.Attempts+1 >= maxAttempts
 	snooze := func(d time.Duration) error {
 		d = max(d, time.Second)
 		if err := e.db.SnoozeRow(ctx, runID, number, e.now().Add(d)); err != nil {
@@ -98,7 +101,7 @@ func (e *Engine) work(ctx context.Context, runID int64, number int, last bool) e
 	if r, ok := a.(actions.Rate); ok && recheck {
 		done, err := e.rateAlreadyDone(ctx, rs, run, number, r)
 		if err != nil {
-			return e.failure(ctx, runID, number, last, snooze, actions.Explain(err))
+			return e.failure(ctx, runID, number, rs.grantID, last, snooze, actions.Explain(err))
 		}
 		if done {
 			return nil
@@ -110,12 +113,12 @@ func (e *Engine) work(ctx context.Context, runID int64, number int, last bool) e
 			ZendeskID: out.ZendeskID, Error: out.Warning})
 		return nil
 	}
-	return e.failure(ctx, runID, number, last, snooze, err)
+	return e.failure(ctx, runID, number, rs.grantID, last, snooze, err)
 }
 
 // failure decides what a failed attempt means for the row. err is what
 // Runner.Run returned, or a Refusal.
-func (e *Engine) failure(ctx context.Context, runID int64, number int, last bool, snooze func(time.Duration) error, err error) error {
+func (e *Engine) failure(ctx context.Context, runID int64, number int, grantID int64, last bool, snooze func(time.Duration) error, err error) error {
 	var ref *actions.Refusal
 	// Run returns a bare Refusal when the attempt's outcome is known; a
 	// wrapped one (or a plain error) means the audit row could not be
@@ -126,11 +129,25 @@ func (e *Engine) failure(ctx context.Context, runID int64, number int, last bool
 	}
 	switch {
 	case ref.Code == actions.CodeLoginExpired:
-		if _, perr := e.db.PauseRun(ctx, runID, pausedReason); perr != nil {
+		paused, perr := e.db.PauseRun(ctx, runID, grantID, pausedReason)
+		if perr != nil {
 			return perr
 		}
-		e.log.Info("bulk: run paused: sign-in expired", "run", runID)
-		return snooze(e.paused)
+		if paused {
+			e.log.Info("bulk: run paused: sign-in expired", "run", runID)
+		} else if cur, ferr := e.db.FindRunByID(ctx, runID); ferr == nil && cur.GrantID != grantID {
+			// The admin logged in again meanwhile: try at once with the new grant.
+			if err := e.db.SnoozeRow(ctx, runID, number, time.Time{}); err != nil {
+				return err
+			}
+			return river.JobSnooze(time.Second)
+		}
+		// Nothing was sent; the row waits for a login, not for the rate
+		// limit, so it does not count as Waiting.
+		if err := e.db.SnoozeRow(ctx, runID, number, time.Time{}); err != nil {
+			return err
+		}
+		return river.JobSnooze(e.paused)
 	case ref.Code == actions.CodeRateLimited,
 		ref.Code == actions.CodeUnavailable && ref.RetryAfter > 0:
 		d := ref.RetryAfter

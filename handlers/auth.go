@@ -46,7 +46,9 @@ func (a *app) handleHome() echo.HandlerFunc {
 func (a *app) handleLogin() echo.HandlerFunc {
 	return func(c echo.Context) error {
 		returnTo := safeReturnPath(c.QueryParam("return_to"))
-		if adminOf(c) != nil {
+		// reauth=1 logs in again although a session exists: a bulk run paused
+		// on a revoked grant needs a new grant, not the old session.
+		if adminOf(c) != nil && c.QueryParam("reauth") != "1" {
 			return c.Redirect(http.StatusSeeOther, returnTo)
 		}
 		attempt, err := a.oauth.Begin()

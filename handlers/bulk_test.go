@@ -86,7 +86,9 @@ func waitRunState(t *testing.T, app *testApp, id int64, states ...string) *store
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	t.Fatalf("run %d did not reach %v in 30s", id, states)
+	run, _ := app.DB.FindRunByID(context.Background(), id)
+	c, _ := app.DB.RunCounts(context.Background(), id)
+	t.Fatalf("run %d did not reach %v in 30s: state %s (%q), counts %+v", id, states, run.State, run.PausedReason, c)
 	return nil
 }
 
@@ -337,5 +339,40 @@ func TestBulkCancelSkipsRowsNotYetSent(t *testing.T) {
 	page := s.get(fmt.Sprintf("/bulk/runs/%d", id)).doc(t)
 	if !strings.Contains(page.Find(`[data-testid="paused"]`).Text(), "Cancelled by Ada Admin") {
 		t.Errorf("the run page does not say who cancelled it (state %s, reason %q)", run.State, run.PausedReason)
+	}
+}
+
+func TestPausedRunResumesAfterLoggingInAgain(t *testing.T) {
+	t.Parallel()
+	app := newTestApp(t, testAppOptions{})
+	s := loginAs(t, app, sandbox.DemoAdminEmail)
+	id := runIDFrom(t, s.upload("rate", "p.csv", []byte(ratingCSV())))
+	// Zendesk stops honouring the login before the run starts.
+	grant := onlyGrantOf(t, app, 1)
+	app.Sandbox.SetFaults(sandbox.Faults{})
+	if err := app.Flow.Revoke(context.Background(), grant.Token.AccessToken); err != nil {
+		t.Fatal(err)
+	}
+	s.act(fmt.Sprintf("/bulk/runs/%d/confirm", id), url.Values{"writes": {"17"}})
+	waitRunState(t, app, id, store.RunPaused)
+	page := s.get(fmt.Sprintf("/bulk/runs/%d", id))
+	doc := page.doc(t)
+	link, _ := doc.Find(`[data-testid="paused"] a`).Attr("href")
+	if !strings.Contains(doc.Find(`[data-testid="paused"]`).Text(), "Log in again") || !strings.Contains(link, "reauth=1") {
+		t.Fatalf("paused run page does not offer to log in again: %q %q", doc.Find(`[data-testid="paused"]`).Text(), link)
+	}
+	// Logging in again (from the link, while the old session cookie is
+	// still there) resumes the run with the new grant.
+	r := s.get(link)
+	if r.Status != http.StatusFound {
+		t.Fatalf("log in again: status %d, want a redirect to Zendesk", r.Status)
+	}
+	u, _ := url.Parse(r.Location)
+	cb := s.consent(u, sandbox.DemoAdminEmail, "allow")
+	s.follow(s.get(cb))
+	waitRunState(t, app, id, store.RunDone)
+	c, _ := app.DB.RunCounts(context.Background(), id)
+	if c.Done != 17 {
+		t.Errorf("after resuming: %+v, want 17 done", c)
 	}
 }

@@ -698,7 +698,7 @@ func (db *DB) BeginRowAttempt(ctx context.Context, runID int64, number int) (Run
 // Zendesk did anything (a 429, a 503 with Retry-After, a paused run): the
 // attempt BeginRowAttempt counted is taken back, so the next one is not
 // treated as having an unknown earlier outcome, and the row counts as
-// waiting until until.
+// waiting until until (zero: not waiting, e.g. for a paused run).
 func (db *DB) SnoozeRow(ctx context.Context, runID int64, number int, until time.Time) error {
 	_, err := db.exec(ctx, `UPDATE bulk_rows SET attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END,
 		waiting_until = ?, updated_at = ? WHERE run_id = ? AND number = ? AND state IN (?, ?)`,
@@ -807,8 +807,25 @@ func (db *DB) FinishRunIfDone(ctx context.Context, runID int64) (bool, error) {
 // PauseRun pauses a queued or running run with reason (a sentence for the
 // admin) and reports whether it did; workers snooze the rows of a paused
 // run until ResumeRunsForAdmin.
-func (db *DB) PauseRun(ctx context.Context, runID int64, reason string) (bool, error) {
-	return db.SetRunState(ctx, runID, []string{RunQueued, RunRunning}, RunPaused, reason)
+func (db *DB) PauseRun(ctx context.Context, runID, grantID int64, reason string) (bool, error) {
+	// Conditioned on the grant: a worker that was still using the old grant
+	// when the admin logged in again must not pause the run that
+	// ResumeRunsForAdmin just moved to the new one.
+	res, err := db.exec(ctx, `UPDATE bulk_runs SET state = ?, paused_reason = ?
+		WHERE id = ? AND grant_id = ? AND state IN (?, ?)`, RunPaused, reason, runID, grantID, RunQueued, RunRunning)
+	if err != nil {
+		return false, fmt.Errorf("store: pause run %d: %w", runID, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("store: pause run %d: %w", runID, err)
+	}
+	if n == 0 {
+		if _, err := db.FindRunByID(ctx, runID); err != nil {
+			return false, err
+		}
+	}
+	return n == 1, nil
 }
 
 // ResumeRunsForAdmin is called after the admin logs in again: every paused

@@ -411,16 +411,19 @@ func TestPauseResumeCancel(t *testing.T) {
 		for _, r := range []*Run{r1, r2, other} {
 			mustStartRun(t, db, r.ID)
 		}
-		if ok, err := db.PauseRun(t.Context(), r1.ID, "log in again"); !ok || err != nil {
+		if ok, _ := db.PauseRun(t.Context(), r1.ID, r1.GrantID+1, "stale grant"); ok {
+			t.Error("PauseRun paused a run with a grant that is no longer the run's")
+		}
+		if ok, err := db.PauseRun(t.Context(), r1.ID, r1.GrantID, "log in again"); !ok || err != nil {
 			t.Fatalf("PauseRun = %v, %v", ok, err)
 		}
-		if ok, _ := db.PauseRun(t.Context(), r1.ID, "again"); ok {
+		if ok, _ := db.PauseRun(t.Context(), r1.ID, r1.GrantID, "again"); ok {
 			t.Error("PauseRun paused a paused run")
 		}
-		if _, err := db.PauseRun(t.Context(), 999, "x"); !errors.Is(err, ErrNotFound) {
+		if _, err := db.PauseRun(t.Context(), 999, 7, "x"); !errors.Is(err, ErrNotFound) {
 			t.Errorf("PauseRun(missing) = %v, want ErrNotFound", err)
 		}
-		if ok, _ := db.PauseRun(t.Context(), other.ID, "log in again"); !ok {
+		if ok, _ := db.PauseRun(t.Context(), other.ID, other.GrantID, "log in again"); !ok {
 			t.Fatal("PauseRun(other) failed")
 		}
 		got, _ := db.FindRunByID(t.Context(), r1.ID)

@@ -1,0 +1,216 @@
+package bulk
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/onbehalf/onbehalf/actions"
+	"github.com/onbehalf/onbehalf/store"
+	"github.com/onbehalf/onbehalf/zendesk"
+	"github.com/onbehalf/onbehalf/zendesk/sandbox"
+)
+
+const (
+	benchRows    = 2000
+	benchLimit   = 6000 // per minute, for the sandbox and the app alike
+	benchLatency = 50 * time.Millisecond
+	// naiveSample is how many rows the naive loop times before
+	// extrapolating, when all rows would take longer than naiveMax.
+	naiveSample = 200
+	naiveMax    = 6 * time.Minute
+)
+
+// benchEnv is a sandbox with enough rateable tickets and a store.
+func benchEnv(b *testing.B, faults sandbox.Faults) (*engineEnv, []sandbox.Ticket) {
+	b.Helper()
+	env := newEngineEnv(b, sandbox.Options{Data: sandbox.Generate(11, 1500, 3200), Seed: 11,
+		RateLimit: benchLimit, Faults: faults})
+	return env, rateableTickets(b, env.sb, sandbox.GeneratedFirstTicketID, sandbox.GeneratedFirstTicketID+3199, benchRows)
+}
+
+func totalCalls(st sandbox.Stats) int {
+	n := 0
+	for _, c := range st.Calls {
+		n += c
+	}
+	return n
+}
+
+// BenchmarkBulkRating runs 2,000 rating rows through the engine against a
+// sandbox with 50 ms latency and a 6,000/min limit, then the same rows
+// with injected 429s, then a naive one-at-a-time loop, and prints the
+// figures DESIGN.md's performance targets name.
+func BenchmarkBulkRating(b *testing.B) {
+	if b.N > 1 {
+		b.Skip("one run is the measurement")
+	}
+	bound := time.Duration(float64(benchRows) / benchLimit * float64(time.Minute))
+
+	// 1. The engine, no faults.
+	env, tickets := benchEnv(b, sandbox.Faults{Latency: benchLatency})
+	run := env.mustImport(b, actions.KindRate, ratingCSV(b, env.sb, tickets))
+	e := env.newEngine(b, benchLimit, func(c *Config) { c.RescueStuckJobsAfter = time.Minute; c.pollInterval = 0 })
+	env.sb.ResetStats()
+	start := time.Now()
+	if err := e.Confirm(context.Background(), run.ID); err != nil {
+		b.Fatal(err)
+	}
+	waitRun(b, env.db, run.ID, 10*time.Minute, store.RunDone)
+	elapsed := time.Since(start)
+	c, _ := env.db.RunCounts(context.Background(), run.ID)
+	st := env.sb.Stats()
+	perRow := float64(totalCalls(st)) / benchRows
+	b.ReportMetric(elapsed.Seconds(), "engine-s")
+	b.ReportMetric(elapsed.Seconds()/bound.Seconds(), "x-bound")
+	b.ReportMetric(perRow, "calls/row")
+	b.Logf("engine: %d rows in %v; bound (writes ÷ limit) %v; ratio %.3f (target ≤ 1.1); %.3f Zendesk calls/row (target ≤ 1.05); done %d failed %d; sandbox throttled %d",
+		benchRows, elapsed.Round(time.Millisecond), bound, elapsed.Seconds()/bound.Seconds(), perRow, c.Done, c.Failed, st.Throttled)
+
+	// 2. The engine with injected 429 bursts.
+	env429, tickets429 := benchEnv(b, sandbox.Faults{Latency: benchLatency, Rate429: 0.01, Burst429: 3, RetryAfter: time.Second})
+	run429 := env429.mustImport(b, actions.KindRate, ratingCSV(b, env429.sb, tickets429))
+	e429 := env429.newEngine(b, benchLimit, func(c *Config) { c.RescueStuckJobsAfter = time.Minute; c.pollInterval = 0 })
+	start = time.Now()
+	if err := e429.Confirm(context.Background(), run429.ID); err != nil {
+		b.Fatal(err)
+	}
+	waitRun(b, env429.db, run429.ID, 10*time.Minute, store.RunDone)
+	elapsed429 := time.Since(start)
+	c429, _ := env429.db.RunCounts(context.Background(), run429.ID)
+	st429 := env429.sb.Stats()
+	b.ReportMetric(float64(c429.Failed), "failed-with-429s")
+	b.Logf("engine with injected 429s: %d injected, %d failed rows (target 0), %d done, elapsed %v, sandbox throttled %d",
+		st429.Injected429, c429.Failed, c429.Done, elapsed429.Round(time.Millisecond), st429.Throttled)
+
+	// 3. The naive loop: one row after another, a direct lookup per row.
+	envN, ticketsN := benchEnv(b, sandbox.Faults{Latency: benchLatency})
+	zc, err := zendesk.New(envN.sb.URL, envN.db.TokenSource(envN.grant.ID, deadRefresh))
+	if err != nil {
+		b.Fatal(err)
+	}
+	runner := &actions.Runner{Zendesk: zc, Audit: envN.db, Admin: envN.admin}
+	rows := make([]actions.Rate, len(ticketsN))
+	for i, tk := range ticketsN {
+		u, _ := envN.sb.UserByID(tk.RequesterID)
+		rows[i] = actions.Rate{User: u.Email, Ticket: tk.ID, Score: "good"}
+	}
+	naiveFailed := 0
+	start = time.Now()
+	done := 0
+	extrapolated := false
+	for i, a := range rows {
+		if _, err := runner.Run(context.Background(), a, actions.NewLookup(zc), actions.RunOptions{}); err != nil {
+			naiveFailed++
+		}
+		done++
+		if i+1 == naiveSample {
+			if projected := time.Since(start) * benchRows / naiveSample; projected > naiveMax {
+				extrapolated = true
+				break
+			}
+		}
+	}
+	naive := time.Since(start)
+	if extrapolated {
+		naive = naive * benchRows / time.Duration(done)
+	}
+	b.ReportMetric(naive.Seconds(), "naive-s")
+	b.ReportMetric(naive.Seconds()/elapsed.Seconds(), "naive/engine")
+	how := "timed over all rows"
+	if extrapolated {
+		how = fmt.Sprintf("EXTRAPOLATED from %d rows (all %d would exceed %v)", done, benchRows, naiveMax)
+	}
+	b.Logf("naive loop: %v for %d rows, %s; %d failed; %.2f calls/row; naive ÷ engine = %.1f×",
+		naive.Round(time.Millisecond), benchRows, how, naiveFailed, float64(totalCalls(envN.sb.Stats()))/float64(done),
+		naive.Seconds()/elapsed.Seconds())
+}
+
+// BenchmarkStore100k reads a 100,000-row rating CSV (bulk.Read), validates
+// it and stores it with CreateRunWithRows, and prints the time and the peak
+// memory (sampled HeapInuse and Sys).
+func BenchmarkStore100k(b *testing.B) {
+	if b.N > 1 {
+		b.Skip("one run is the measurement")
+	}
+	var sb strings.Builder
+	sb.WriteString("email,ticket_id,score,comment\n")
+	for i := range 100_000 {
+		score := "good"
+		if i%5 == 0 {
+			score = "bad"
+		}
+		fmt.Fprintf(&sb, "user%d@example.com,%d,%s,Thanks for the help %d\n", i%5000, 1000+i, score, i)
+	}
+	csv := sb.String()
+	db := mustOpenStore(b, "sqlite:"+filepath.Join(b.TempDir(), "onbehalf.db"))
+
+	runtime.GC()
+	var base runtime.MemStats
+	runtime.ReadMemStats(&base)
+	var peakHeap, peakSys uint64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(5 * time.Millisecond)
+		defer t.Stop()
+		for {
+			var m runtime.MemStats
+			runtime.ReadMemStats(&m)
+			peakHeap, peakSys = max(peakHeap, m.HeapInuse), max(peakSys, m.Sys)
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+			}
+		}
+	})
+	start := time.Now()
+	run := &store.Run{AdminID: 1, AdminName: "Ada", GrantID: 1, Kind: string(actions.KindRate), FileName: "big.csv"}
+	sum, err := Import(context.Background(), db, run, strings.NewReader(csv), Options{})
+	elapsed := time.Since(start)
+	close(stop)
+	wg.Wait()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if run.Total != 100_000 || sum.Valid != 100_000 {
+		b.Fatalf("stored %d rows, %d valid", run.Total, sum.Valid)
+	}
+	const mb = 1 << 20
+	// modernc's SQLite allocates outside the Go heap; the process's peak
+	// resident set (Linux VmHWM) counts that too.
+	if hwm, ok := peakRSS(); ok {
+		b.ReportMetric(float64(hwm)/mb, "peak-rss-MB")
+		b.Logf("process peak RSS (VmHWM, whole test binary) %.0f MB", float64(hwm)/mb)
+	}
+	b.ReportMetric(elapsed.Seconds(), "s")
+	b.ReportMetric(float64(peakHeap)/mb, "peak-heap-MB")
+	b.ReportMetric(float64(peakSys)/mb, "peak-sys-MB")
+	b.Logf("100,000 rows (%.1f MB CSV, held by the benchmark itself) read, validated and stored in %v (target < 5s); peak HeapInuse %.0f MB, peak Sys %.0f MB (target < 200 MB; CSV text and baseline Sys %.0f MB included)",
+		float64(len(csv))/mb, elapsed.Round(time.Millisecond), float64(peakHeap)/mb, float64(peakSys)/mb, float64(base.Sys)/mb)
+}
+
+// peakRSS reads the process's peak resident set size from
+// /proc/self/status, where the kernel keeps it (Linux only).
+func peakRSS() (uint64, bool) {
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0, false
+	}
+	for line := range strings.Lines(string(data)) {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			var kb uint64
+			if _, err := fmt.Sscanf(strings.TrimSpace(rest), "%d kB", &kb); err == nil {
+				return kb << 10, true
+			}
+		}
+	}
+	return 0, false
+}

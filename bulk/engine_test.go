@@ -1,0 +1,361 @@
+package bulk
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/onbehalf/onbehalf/actions"
+	"github.com/onbehalf/onbehalf/store"
+	"github.com/onbehalf/onbehalf/zendesk/sandbox"
+)
+
+func TestEngineRunsRatingsEndToEnd(t *testing.T) {
+	t.Parallel()
+	env := newEngineEnv(t, sandbox.Options{Data: sandbox.Generate(1, 60, 200), RateLimit: 6000, RateBurst: 100,
+		Faults: sandbox.Faults{Latency: 20 * time.Millisecond}})
+	tickets := rateableTickets(t, env.sb, 101, 300, 40)
+	csv := ratingCSV(t, env.sb, tickets)
+	// Permanent refusals: a closed ticket, a ticket rated by someone who is
+	// not its requester, and an invalid row that never runs.
+	closed, other := findTicket(t, env.sb, "closed"), tickets[0]
+	closedUser, _ := env.sb.UserByID(closed.RequesterID)
+	notRequester := sandbox.GeneratedUserEmail(int(tickets[1].RequesterID - sandbox.GeneratedFirstUserID))
+	csv += fmt.Sprintf("%s,%d,good,closed\n", closedUser.Email, closed.ID)
+	csv += fmt.Sprintf("%s,%d,good,wrong user\n", notRequester, other.ID)
+	csv += "nobody,12,great,invalid\n"
+	run := env.mustImport(t, actions.KindRate, csv)
+	if run.Total != 43 || run.Valid != 42 || run.Invalid != 1 {
+		t.Fatalf("imported %d rows (%d valid, %d invalid), want 43/42/1", run.Total, run.Valid, run.Invalid)
+	}
+	e := env.newEngine(t, 6000, nil)
+	if err := e.Confirm(t.Context(), run.ID); err != nil {
+		t.Fatalf("Confirm: %v", err)
+	}
+	if err := e.Confirm(t.Context(), run.ID); !errors.Is(err, store.ErrConflict) {
+		t.Errorf("second Confirm = %v, want ErrConflict", err)
+	}
+	waitRun(t, env.db, run.ID, 60*time.Second, store.RunDone)
+
+	c, _ := env.db.RunCounts(t.Context(), run.ID)
+	// Row 3 (tickets[1]) may be rated by row 2's duplicate "wrong user" row:
+	// exactly the two refusals fail.
+	if c.Done != 40 || c.Failed != 2 || c.Invalid != 1 || c.Remaining() != 0 {
+		t.Errorf("counts = %+v, want 40 done, 2 failed, 1 invalid", c)
+	}
+	rows := mustRows(t, env.db, run.ID)
+	for _, r := range rows {
+		switch {
+		case r.State == store.RowFailed && r.Error == "":
+			t.Errorf("row %d failed without a reason", r.Number)
+		case r.State == store.RowDone && (r.ZendeskID == 0 || r.HTTPStatus != 200):
+			t.Errorf("done row %d has Zendesk id %d status %d", r.Number, r.ZendeskID, r.HTTPStatus)
+		}
+	}
+	if r := rows[40]; r.State != store.RowFailed || !strings.Contains(r.Error, "closed") {
+		t.Errorf("closed-ticket row = %s %q, want failed naming the closed ticket", r.State, r.Error)
+	}
+	if r := rows[41]; r.State != store.RowFailed || !strings.Contains(strings.ToLower(r.Error), "requester") {
+		t.Errorf("not-requester row = %s %q, want failed naming the requester", r.State, r.Error)
+	}
+
+	writes := ratingWrites(t, env.sb)
+	for _, tk := range tickets {
+		if writes[tk.ID] != 1 {
+			t.Errorf("ticket %d rated %d times, want once", tk.ID, writes[tk.ID])
+		}
+	}
+	if writes[closed.ID] != 0 {
+		t.Errorf("closed ticket got %d rating writes", writes[closed.ID])
+	}
+	audit := runAudit(t, env.db, run.ID)
+	if len(audit) != 42 {
+		t.Errorf("%d audit rows for 42 valid rows, want exactly one each", len(audit))
+	}
+	perTicket := map[int64]int{}
+	for _, ev := range audit {
+		perTicket[ev.TicketID]++
+	}
+	for _, tk := range tickets[2:] {
+		if perTicket[tk.ID] != 1 {
+			t.Errorf("ticket %d has %d audit rows, want 1", tk.ID, perTicket[tk.ID])
+		}
+	}
+	// Batched reads: about 1.02 calls per row plus the failures' reads.
+	st := env.sb.Stats()
+	total := 0
+	for _, n := range st.Calls {
+		total += n
+	}
+	if total > 42+10 {
+		t.Errorf("%d Zendesk calls for 42 rows: lookups are not batched (%v)", total, st.Calls)
+	}
+
+	p, err := e.Progress(t.Context(), run.ID)
+	if err != nil || p.ETA != 0 || p.Counts.Done != 40 {
+		t.Errorf("Progress of a done run = %+v, %v", p, err)
+	}
+}
+
+// findTicket returns the first sandbox ticket with status whose requester
+// is a verified, active end user.
+func findTicket(t testing.TB, sb *sandbox.Server, status string) sandbox.Ticket {
+	t.Helper()
+	for id := int64(sandbox.GeneratedFirstTicketID); id < sandbox.GeneratedFirstTicketID+200; id++ {
+		tk, ok := sb.TicketByID(id)
+		if !ok || tk.Status != status {
+			continue
+		}
+		if u, ok := sb.UserByID(tk.RequesterID); ok && u.Verified && !u.Suspended && u.Active {
+			return tk
+		}
+	}
+	t.Fatalf("no %s ticket", status)
+	return sandbox.Ticket{}
+}
+
+func TestEngineRetryFailedAndPreflight(t *testing.T) {
+	t.Parallel()
+	env := newEngineEnv(t, sandbox.Options{Data: sandbox.Generate(2, 40, 120), RateLimit: 6000, RateBurst: 100})
+	tickets := rateableTickets(t, env.sb, 101, 220, 6)
+	closed := findTicket(t, env.sb, "closed")
+	closedUser, _ := env.sb.UserByID(closed.RequesterID)
+	csv := ratingCSV(t, env.sb, tickets) + fmt.Sprintf("%s,%d,good,x\n", closedUser.Email, closed.ID)
+	run := env.mustImport(t, actions.KindRate, csv)
+	e := env.newEngine(t, 6000, nil)
+
+	env.sb.ResetStats()
+	sum, err := e.Preflight(t.Context(), run.ID)
+	if err != nil {
+		t.Fatalf("Preflight: %v", err)
+	}
+	if sum.Checked != 7 || sum.Failing != 1 || len(sum.First) != 1 || sum.First[0].Number != 8 {
+		t.Errorf("Preflight = %+v, want 7 checked, row 8 failing", sum)
+	}
+	if n := len(env.sb.Writes()); n != 0 {
+		t.Errorf("Preflight made %d writes", n)
+	}
+	rows, _, _ := env.db.ListRunRows(t.Context(), run.ID, store.RowFilter{OnlyErrors: true})
+	if len(rows) != 1 || !strings.Contains(rows[0].PreflightError, "closed") {
+		t.Errorf("rows with pre-flight errors = %+v", rows)
+	}
+
+	if _, err := e.RetryFailed(t.Context(), run.ID, env.admin, env.grant.ID); !errors.Is(err, ErrNoFailedRows) {
+		t.Errorf("RetryFailed before running = %v, want ErrNoFailedRows", err)
+	}
+	if err := e.Confirm(t.Context(), run.ID); err != nil {
+		t.Fatal(err)
+	}
+	waitRun(t, env.db, run.ID, 30*time.Second, store.RunDone)
+	retryID, err := e.RetryFailed(t.Context(), run.ID, env.admin, env.grant.ID)
+	if err != nil {
+		t.Fatalf("RetryFailed: %v", err)
+	}
+	retry, _ := env.db.FindRunByID(t.Context(), retryID)
+	if retry.State != store.RunPreview || retry.RetryOf != run.ID || retry.Total != 1 || retry.Valid != 1 {
+		t.Errorf("retry run = %+v, want a preview of the 1 failed row", retry)
+	}
+	rr := mustRows(t, env.db, retryID)
+	if len(rr) != 1 || rr[0].Number != 8 || rr[0].State != store.RowPending {
+		t.Errorf("retry rows = %+v, want row 8 pending", rr)
+	}
+}
+
+func TestEngineCancel(t *testing.T) {
+	t.Parallel()
+	env := newEngineEnv(t, sandbox.Options{Data: sandbox.Generate(3, 60, 200), RateLimit: 6000, RateBurst: 100,
+		Faults: sandbox.Faults{Latency: 100 * time.Millisecond}})
+	tickets := rateableTickets(t, env.sb, 101, 300, 60)
+	run := env.mustImport(t, actions.KindRate, ratingCSV(t, env.sb, tickets))
+	e := env.newEngine(t, 6000, func(c *Config) { c.Workers = 2 })
+	if err := e.Confirm(t.Context(), run.ID); err != nil {
+		t.Fatal(err)
+	}
+	waitCounts(t, env.db, run.ID, 30*time.Second, "3 rows done", func(c store.RunCounts) bool { return c.Done >= 3 })
+	if err := e.Cancel(t.Context(), run.ID); err != nil {
+		t.Fatalf("Cancel: %v", err)
+	}
+	if err := e.Cancel(t.Context(), run.ID); !errors.Is(err, store.ErrConflict) {
+		t.Errorf("second Cancel = %v, want ErrConflict", err)
+	}
+	c := waitCounts(t, env.db, run.ID, 30*time.Second, "no row left", func(c store.RunCounts) bool { return c.Remaining() == 0 })
+	if c.Skipped == 0 || c.Done+c.Skipped != 60 || c.Failed != 0 {
+		t.Errorf("counts after cancel = %+v, want done + skipped = 60", c)
+	}
+	// Rows skipped are not sent; rows done were sent once.
+	time.Sleep(300 * time.Millisecond)
+	writes := ratingWrites(t, env.sb)
+	sent := 0
+	for _, n := range writes {
+		sent += n
+	}
+	c, _ = env.db.RunCounts(t.Context(), run.ID)
+	if sent != c.Done {
+		t.Errorf("%d ratings sent for %d rows done", sent, c.Done)
+	}
+	for _, r := range mustRows(t, env.db, run.ID) {
+		if r.State == store.RowSkipped && r.Error != "Cancelled by Ada Admin." {
+			t.Errorf("skipped row %d says %q", r.Number, r.Error)
+		}
+	}
+	if got, _ := env.db.FindRunByID(t.Context(), run.ID); got.State != store.RunCancelled {
+		t.Errorf("run = %s, want cancelled", got.State)
+	}
+}
+
+func TestEnginePausesOnRevokedGrantAndResumes(t *testing.T) {
+	t.Parallel()
+	env := newEngineEnv(t, sandbox.Options{Data: sandbox.Generate(4, 60, 200), RateLimit: 6000, RateBurst: 100,
+		Faults: sandbox.Faults{Latency: 50 * time.Millisecond}})
+	tickets := rateableTickets(t, env.sb, 101, 300, 40)
+	run := env.mustImport(t, actions.KindRate, ratingCSV(t, env.sb, tickets))
+	e := env.newEngine(t, 6000, func(c *Config) { c.Workers = 2 })
+	if err := e.Confirm(t.Context(), run.ID); err != nil {
+		t.Fatal(err)
+	}
+	waitCounts(t, env.db, run.ID, 30*time.Second, "3 rows done", func(c store.RunCounts) bool { return c.Done >= 3 })
+	env.sb.ExpireAccessToken(env.tokens[0].AccessToken) // revoked: 401 invalid_token, refresh -> invalid_grant
+
+	paused := waitRun(t, env.db, run.ID, 30*time.Second, store.RunPaused)
+	if !strings.Contains(paused.PausedReason, "Log in again") {
+		t.Errorf("paused reason = %q", paused.PausedReason)
+	}
+	before, _ := env.db.RunCounts(t.Context(), run.ID)
+	time.Sleep(600 * time.Millisecond) // several pause snoozes
+	after, _ := env.db.RunCounts(t.Context(), run.ID)
+	if after.Done != before.Done || after.Failed != 0 {
+		t.Errorf("a paused run moved on: %+v -> %+v", before, after)
+	}
+
+	g := env.newGrant(t)
+	ids, err := env.db.ResumeRunsForAdmin(t.Context(), env.admin.ID, g.ID)
+	if err != nil || len(ids) != 1 || ids[0] != run.ID {
+		t.Fatalf("ResumeRunsForAdmin = %v, %v", ids, err)
+	}
+	waitRun(t, env.db, run.ID, 60*time.Second, store.RunDone)
+	c, _ := env.db.RunCounts(t.Context(), run.ID)
+	if c.Done != 40 || c.Failed != 0 {
+		t.Errorf("counts after resume = %+v, want all 40 done", c)
+	}
+	for id, n := range ratingWrites(t, env.sb) {
+		if n != 1 {
+			t.Errorf("ticket %d rated %d times", id, n)
+		}
+	}
+}
+
+func TestEngineFaults(t *testing.T) {
+	t.Parallel()
+	const limit = 1200
+	env := newEngineEnv(t, sandbox.Options{Data: sandbox.Generate(5, 80, 260), Seed: 5, RateLimit: limit,
+		Faults: sandbox.Faults{Latency: 20 * time.Millisecond, Rate429: 0.04, Burst429: 3, Rate503: 0.03,
+			Rate5xx: 0.05, RetryAfter: time.Second}})
+	tickets := rateableTickets(t, env.sb, 101, 360, 80)
+	run := env.mustImport(t, actions.KindRate, ratingCSV(t, env.sb, tickets))
+	e := env.newEngine(t, limit, nil)
+	if err := e.Confirm(t.Context(), run.ID); err != nil {
+		t.Fatal(err)
+	}
+	waitRun(t, env.db, run.ID, 120*time.Second, store.RunDone)
+	c, _ := env.db.RunCounts(t.Context(), run.ID)
+	if c.Done != 80 || c.Failed != 0 {
+		for _, r := range mustRows(t, env.db, run.ID) {
+			if r.State == store.RowFailed {
+				t.Logf("row %d failed: %s", r.Number, r.Error)
+			}
+		}
+		t.Errorf("counts = %+v, want all 80 done despite the faults", c)
+	}
+	st := env.sb.Stats()
+	if st.Injected429+st.Injected503+st.Injected5xx == 0 {
+		t.Fatal("no faults were injected; the test proves nothing")
+	}
+	if st.Throttled != 0 {
+		t.Errorf("the sandbox's own limiter answered 429 %d times at a limit equal to ours", st.Throttled)
+	}
+	if e.Throttle().Stats().Observed429 == 0 && st.Injected429 > 0 {
+		t.Error("the throttle did not observe the injected 429s")
+	}
+	for id, n := range ratingWrites(t, env.sb) {
+		if n != 1 {
+			t.Errorf("ticket %d rated %d times", id, n)
+		}
+	}
+	t.Logf("faults: %d×429 %d×503 %d×5xx; throttle %+v", st.Injected429, st.Injected503, st.Injected5xx, e.Throttle().Stats())
+}
+
+func TestEngineGivesUpAfterMaxAttempts(t *testing.T) {
+	t.Parallel()
+	env := newEngineEnv(t, sandbox.Options{Data: sandbox.Generate(7, 20, 60), RateLimit: 6000, RateBurst: 100})
+	tickets := rateableTickets(t, env.sb, 101, 160, 2)
+	run := env.mustImport(t, actions.KindRate, ratingCSV(t, env.sb, tickets))
+	env.sb.SetFaults(sandbox.Faults{Rate5xx: 1}) // every call: 500 or 502
+	e := env.newEngine(t, 6000, func(c *Config) { c.retryBase = 10 * time.Millisecond })
+	if err := e.Confirm(t.Context(), run.ID); err != nil {
+		t.Fatal(err)
+	}
+	waitRun(t, env.db, run.ID, 60*time.Second, store.RunDone)
+	for _, r := range mustRows(t, env.db, run.ID) {
+		if r.State != store.RowFailed || r.Attempts != maxAttempts || !strings.Contains(r.Error, "gave up") {
+			t.Errorf("row %d = %s after %d attempts: %q; want failed after %d attempts, saying it gave up",
+				r.Number, r.State, r.Attempts, r.Error, maxAttempts)
+		}
+	}
+	// Every row's first attempt reached Run and left a "failed" audit row;
+	// later attempts stop at the re-check read, which fails too.
+	audited := map[int64]bool{}
+	for _, ev := range runAudit(t, env.db, run.ID) {
+		if ev.Outcome != store.OutcomeFailed {
+			t.Errorf("audit row for ticket %d says %s, want failed", ev.TicketID, ev.Outcome)
+		}
+		audited[ev.TicketID] = true
+	}
+	for _, tk := range tickets {
+		if !audited[tk.ID] {
+			t.Errorf("no audit row for ticket %d", tk.ID)
+		}
+	}
+	if n := len(ratingWrites(t, env.sb)); n != 0 {
+		t.Errorf("%d tickets rated although every call failed", n)
+	}
+}
+
+func TestEngineStopThenRestart(t *testing.T) {
+	t.Parallel()
+	env := newEngineEnv(t, sandbox.Options{Data: sandbox.Generate(8, 60, 200), RateLimit: 6000, RateBurst: 100,
+		Faults: sandbox.Faults{Latency: 300 * time.Millisecond}})
+	tickets := rateableTickets(t, env.sb, 101, 300, 40)
+	run := env.mustImport(t, actions.KindRate, ratingCSV(t, env.sb, tickets))
+	e := env.newEngine(t, 6000, func(c *Config) { c.Workers = 5 })
+	if err := e.Confirm(t.Context(), run.ID); err != nil {
+		t.Fatal(err)
+	}
+	waitCounts(t, env.db, run.ID, 30*time.Second, "5 rows done", func(c store.RunCounts) bool { return c.Done >= 5 })
+	// A deadline shorter than a call: the graceful stop runs out and the
+	// rows in flight are cancelled.
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	e.Stop(ctx)
+	if took := time.Since(start); took > 15*time.Second {
+		t.Errorf("Stop took %v", took)
+	}
+	stopped, _ := env.db.RunCounts(t.Context(), run.ID)
+	if stopped.Remaining() == 0 {
+		t.Fatal("the run finished before the stop; the test proves nothing")
+	}
+	env.newEngine(t, 6000, nil)
+	waitRun(t, env.db, run.ID, 60*time.Second, store.RunDone)
+	c, _ := env.db.RunCounts(t.Context(), run.ID)
+	if c.Done != 40 {
+		t.Errorf("counts after restart = %+v, want all 40 done", c)
+	}
+	for id, n := range ratingWrites(t, env.sb) {
+		if n != 1 {
+			t.Errorf("ticket %d rated %d times, want once", id, n)
+		}
+	}
+}
