@@ -527,7 +527,12 @@ func (e *Engine) state(run *store.Run) (*runState, error) {
 	if rs, ok := e.runs[run.ID]; ok && rs.grantID == run.GrantID {
 		return rs, nil
 	}
-	opts := []zendesk.Option{zendesk.WithLimiter(e.throttle), zendesk.WithUserAgent("onbehalf-bulk")}
+	// A write that is sent finishes even if the job's deadline passes; it
+	// gets half the job timeout, so the whole attempt stays well inside
+	// RescueStuckJobsAfter (twice the job timeout) and no other worker can
+	// pick the row up while its write is still in flight.
+	opts := []zendesk.Option{zendesk.WithLimiter(e.throttle), zendesk.WithUserAgent("onbehalf-bulk"),
+		zendesk.WithWriteTimeout(e.jobTimeout / 2)}
 	if e.httpClient != nil {
 		opts = append(opts, zendesk.WithHTTPClient(e.httpClient))
 	}

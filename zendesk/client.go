@@ -2,6 +2,7 @@ package zendesk
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -33,6 +34,24 @@ type Client struct {
 	now        func() time.Time
 	userAgent  string
 	onBehalfOf string
+	// writeTimeout bounds a write once it is sent; see send.
+	writeTimeout time.Duration
+}
+
+// DefaultWriteTimeout bounds how long a write may take once it has been
+// sent, whatever the caller's deadline.
+const DefaultWriteTimeout = 30 * time.Second
+
+// WithWriteTimeout sets how long a write (POST, PUT, DELETE) may take once
+// it is sent. A write in flight is not cut off by the caller's context: an
+// abandoned write has an unknown outcome, which is what makes retries send
+// things twice. Bulk workers set this below their job timeout.
+func WithWriteTimeout(d time.Duration) Option {
+	return func(c *Client) {
+		if d > 0 {
+			c.writeTimeout = d
+		}
+	}
 }
 
 // Option configures a Client in New.
@@ -245,8 +264,17 @@ func (c *Client) send(ctx context.Context, cl call, actingAs string) (resp *http
 	if body != nil {
 		rd = bytes.NewReader(body)
 	}
-	req, err := http.NewRequestWithContext(ctx, cl.method, target, rd)
+	// Reads follow the caller's context. A write, once the wait is over
+	// and it goes out, runs on its own deadline: cancelling it half-way
+	// would leave Zendesk's answer unknown (it may have acted), so it is
+	// allowed to finish and its answer is returned.
+	reqCtx, cancel := ctx, context.CancelFunc(func() {})
+	if cl.method != http.MethodGet && cl.method != http.MethodHead {
+		reqCtx, cancel = context.WithTimeout(context.WithoutCancel(ctx), cmp.Or(c.writeTimeout, DefaultWriteTimeout))
+	}
+	req, err := http.NewRequestWithContext(reqCtx, cl.method, target, rd)
 	if err != nil {
+		cancel()
 		return nil, "", fmt.Errorf("zendesk: %s %s: build request: %w", cl.method, cl.path, err)
 	}
 	req.Header.Set("Accept", "application/json")
@@ -262,12 +290,26 @@ func (c *Client) send(ctx context.Context, cl call, actingAs string) (resp *http
 	}
 	resp, err = c.hc.Do(req)
 	if err != nil {
+		cancel()
 		return nil, "", c.networkError(cl, 0, err)
 	}
+	resp.Body = cancelOnClose{resp.Body, cancel}
 	if c.limiter != nil {
 		c.limiter.Observe(parseRateInfo(resp.StatusCode, cl.path, resp.Header, c.now()))
 	}
 	return resp, tok.AccessToken, nil
+}
+
+// cancelOnClose releases a request's context when its body is closed.
+type cancelOnClose struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (b cancelOnClose) Close() error {
+	err := b.ReadCloser.Close()
+	b.cancel()
+	return err
 }
 
 // networkError wraps a transport failure. A *url.Error is rebuilt without

@@ -8,10 +8,12 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -653,5 +655,46 @@ func TestControlCharactersInActingUserAreRefusedLocally(t *testing.T) {
 	defer mu.Unlock()
 	if calls != 0 {
 		t.Errorf("server got %d calls", calls)
+	}
+}
+
+func TestWriteInFlightOutlivesCallerDeadline(t *testing.T) {
+	t.Parallel()
+	var completed atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(300 * time.Millisecond)
+		if r.Method == http.MethodGet {
+			w.Write([]byte(`{"request":{"id":7}}`))
+			return
+		}
+		completed.Add(1)
+		w.WriteHeader(http.StatusCreated)
+		w.Write([]byte(`{"request":{"id":7,"status":"new"}}`))
+	}))
+	t.Cleanup(srv.Close)
+	c, err := zendesk.New(srv.URL, oauth2.StaticTokenSource(&oauth2.Token{AccessToken: "tok"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	r, err := c.CreateRequest(ctx, zendesk.NewRequest{Subject: "s", Body: "b"})
+	if err != nil || r.ID != 7 {
+		t.Errorf("a write whose caller's deadline passed in flight: %v, %+v; want Zendesk's answer", err, r)
+	}
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel2()
+	if _, err := c.ShowRequest(ctx2, 7); !errors.Is(err, zendesk.ErrNetwork) {
+		t.Errorf("a read past its deadline: %v, want ErrNetwork (reads stay cancellable)", err)
+	}
+	ctx3, cancel3 := context.WithCancel(context.Background())
+	cancel3()
+	before := completed.Load()
+	if _, err := c.CreateRequest(ctx3, zendesk.NewRequest{Subject: "s", Body: "b"}); err == nil {
+		t.Error("a write whose context was cancelled before sending was sent")
+	}
+	time.Sleep(400 * time.Millisecond)
+	if completed.Load() != before {
+		t.Error("a write cancelled before it was sent reached the server")
 	}
 }
