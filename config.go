@@ -32,6 +32,7 @@ type config struct {
 	Sandbox             bool
 	MetricsAddr         string
 	BulkRescueAfter     time.Duration
+	BulkMaxUploadMB     int
 	ShutdownTimeout     time.Duration
 
 	// publicURLSet records whether PUBLIC_URL was given; when it was not,
@@ -87,6 +88,14 @@ func settings() []setting {
 				return fmt.Errorf("SANDBOX must be true or false, got %q", v)
 			}
 			c.Sandbox = b
+			return nil
+		}},
+		{"BULK_MAX_UPLOAD_MB", "20", "largest CSV upload accepted, in MB", func(c *config, v string) error {
+			n, err := strconv.Atoi(strings.TrimSpace(v))
+			if err != nil {
+				return fmt.Errorf("BULK_MAX_UPLOAD_MB must be a whole number of megabytes, got %q", v)
+			}
+			c.BulkMaxUploadMB = n
 			return nil
 		}},
 		{"BULK_RESCUE_AFTER", "1m", "how long a bulk row may stay claimed by a worker that stopped answering before another replica takes it over", func(c *config, v string) error {
@@ -221,6 +230,9 @@ func (c config) validate() error {
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		errs = append(errs, fmt.Errorf("LOG_FORMAT must be text or json, got %q", c.LogFormat))
+	}
+	if c.BulkMaxUploadMB < 1 || c.BulkMaxUploadMB > 1024 {
+		errs = append(errs, fmt.Errorf("BULK_MAX_UPLOAD_MB must be between 1 and 1024, got %d", c.BulkMaxUploadMB))
 	}
 	if c.BulkRescueAfter < 2*time.Second {
 		errs = append(errs, fmt.Errorf("BULK_RESCUE_AFTER must be at least 2s, got %v", c.BulkRescueAfter))

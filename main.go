@@ -186,6 +186,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Ready:      db.Ready,
 		HTTPClient: zendeskHTTP,
 		Metrics:    m,
+
+		MaxUploadBytes: int64(cfg.BulkMaxUploadMB) << 20,
 	})
 	if err != nil {
 		return err

@@ -169,6 +169,7 @@ func TestBulkUploadRefusesBadFilesWhole(t *testing.T) {
 	app := newTestApp(t, testAppOptions{})
 	s := loginAs(t, app, sandbox.DemoAdminEmail)
 	big := bytes.Repeat([]byte("bea@example.com,105,good,padding padding padding padding\n"), 21<<20/56+10)
+	huge := bytes.Repeat(big, 3) // far past the limit: refused before it is read
 	for _, tc := range []struct {
 		name    string
 		content []byte
@@ -179,12 +180,14 @@ func TestBulkUploadRefusesBadFilesWhole(t *testing.T) {
 		{"header only", []byte("email,ticket_id,score\n"), http.StatusUnprocessableEntity, "no data rows"},
 		{"not UTF-8", []byte("em\xe9il,ticket_id,score\nbea@example.com,105,good\n"), http.StatusUnprocessableEntity, "UTF-8"},
 		{"21 MB", append([]byte("email,ticket_id,score,comment\n"), big...), http.StatusRequestEntityTooLarge, "MB"},
+		{"63 MB", append([]byte("email,ticket_id,score,comment\n"), huge...), http.StatusRequestEntityTooLarge, "up to 20 MB"},
 	} {
 		r := s.upload("rate", tc.name+".csv", tc.content)
 		if r.Status != tc.status {
 			t.Errorf("%s: status %d, want %d", tc.name, r.Status, tc.status)
 		}
-		msg := r.doc(t).Find(`[data-testid="upload-error"]`).Text()
+		doc := r.doc(t)
+		msg := doc.Find(`[data-testid="upload-error"]`).Text() + doc.Find(`[data-testid="error-message"]`).Text()
 		if !strings.Contains(strings.ToLower(msg), strings.ToLower(tc.want)) {
 			t.Errorf("%s: message %q lacks %q", tc.name, msg, tc.want)
 		}

@@ -5,6 +5,8 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/hex"
+	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -149,6 +151,9 @@ func (a *app) checkCSRF() echo.MiddlewareFunc {
 			case http.MethodGet, http.MethodHead, http.MethodOptions:
 				return next(c)
 			}
+			if err := a.parseForm(c); err != nil {
+				return err
+			}
 			sess := sessionOf(c)
 			want := stringValue(sess, keyCSRF)
 			got := c.Request().Header.Get("X-CSRF-Token")
@@ -167,6 +172,28 @@ func (a *app) checkCSRF() echo.MiddlewareFunc {
 			return next(c)
 		}
 	}
+}
+
+// parseForm reads a POST's form before the token check. Uploads are capped
+// at the configured size (plus room for the other fields), so an oversized
+// file is refused with a clear page instead of being written to disk first.
+func (a *app) parseForm(c echo.Context) error {
+	req := c.Request()
+	if !strings.HasPrefix(req.Header.Get(echo.HeaderContentType), echo.MIMEMultipartForm) {
+		return nil
+	}
+	req.Body = http.MaxBytesReader(c.Response(), req.Body, a.maxUpload+1<<20)
+	if err := req.ParseMultipartForm(32 << 20); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return &pageError{Status: http.StatusRequestEntityTooLarge, Heading: "The file is too large",
+				Message:    fmt.Sprintf("onbehalf accepts files up to %d MB. Split the file into smaller ones and upload them one by one.", a.maxUpload>>20),
+				ActionHref: "/bulk", ActionLabel: "Back to bulk runs"}
+		}
+		return &pageError{Status: http.StatusBadRequest, Heading: "The upload did not arrive whole",
+			Message: "The form could not be read (the upload may have been interrupted). Try again.", ActionHref: "/bulk", ActionLabel: "Back to bulk runs", Err: err}
+	}
+	return nil
 }
 
 // requireAdmin lets signed-in admins through; others are sent to log in
