@@ -482,3 +482,41 @@ func TestProcessStopsCleanlyOnSIGTERM(t *testing.T) {
 		t.Error("still serving after shutdown")
 	}
 }
+
+func TestReplicasRefreshAnExpiredTokenOnce(t *testing.T) {
+	t.Parallel()
+	// A 70-second access token: onbehalf refreshes a minute before expiry,
+	// so 10 seconds after login both replicas consider it due.
+	c := newTestCluster(t, 2, sandbox.Options{Seed: 4, RateLimit: 60000, RateBurst: 1000,
+		Switches: sandbox.Switches{ExpiringTokens: true, AccessTokenTTL: 70 * time.Second}})
+	ag := newAgent(t)
+	ag.login(c.replicas[0])
+	time.Sleep(10500 * time.Millisecond)
+	before := c.Sandbox.Stats().Refreshes
+	errs := make(chan error, 20)
+	for i := 0; i < 20; i++ {
+		r := c.replicas[i%2]
+		go func() {
+			req, _ := http.NewRequest(http.MethodGet, r.URL+"/users?q=bea", nil)
+			res, err := ag.c.Do(req)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer res.Body.Close()
+			b, _ := io.ReadAll(res.Body)
+			if res.StatusCode != http.StatusOK || !strings.Contains(string(b), "Bea Lindqvist") {
+				err = fmt.Errorf("%s: status %d", r.URL, res.StatusCode)
+			}
+			errs <- err
+		}()
+	}
+	for i := 0; i < 20; i++ {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	if n := c.Sandbox.Stats().Refreshes - before; n != 1 {
+		t.Errorf("20 concurrent pages on two replicas caused %d refreshes at Zendesk, want exactly 1", n)
+	}
+}
