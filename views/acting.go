@@ -125,14 +125,17 @@ type Reason struct {
 	Label string
 }
 
-// BadRatingReasons are Zendesk's default reasons for a bad rating.
-var BadRatingReasons = []Reason{
-	{0, "No reason given"},
-	{5, "The issue took too long to resolve"},
-	{6, "The issue was not resolved"},
-	{7, "The agent's knowledge is unsatisfactory"},
-	{8, "The agent's attitude is unsatisfactory"},
-	{100, "Some other reason"},
+// BadRatingReasons are Zendesk's default reasons for a bad rating (legacy
+// CSAT reason codes), in the order the form offers them.
+func BadRatingReasons() []Reason {
+	return []Reason{
+		{0, "No reason given"},
+		{5, "The issue took too long to resolve"},
+		{6, "The issue was not resolved"},
+		{7, "The agent's knowledge is unsatisfactory"},
+		{8, "The agent's attitude is unsatisfactory"},
+		{100, "Some other reason"},
+	}
 }
 
 // AuditPage is the audit trail with its filters.
