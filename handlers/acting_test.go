@@ -86,14 +86,20 @@ func TestActionsSucceedAsTheEndUser(t *testing.T) {
 		action string
 		ticket int64
 		notice string
+		// state checks the ticket as the sandbox holds it afterwards.
+		state func(t sandbox.Ticket) bool
 	}{
-		{"rate good", ticketPath(sandbox.TicketBeaSolved, "rate"), url.Values{"score": {"good"}, "comment": {"Thanks, all sorted."}}, "rate", sandbox.TicketBeaSolved, "good"},
-		{"rate bad with reason", ticketPath(sandbox.TicketBeaSolved, "rate"), url.Values{"score": {"bad"}, "reason": {"6"}}, "rate", sandbox.TicketBeaSolved, "bad"},
-		{"rate reopened after solved", ticketPath(sandbox.TicketBeaReopened, "rate"), url.Values{"score": {"good"}}, "rate", sandbox.TicketBeaReopened, "good"},
-		{"comment", ticketPath(sandbox.TicketBeaOpen, "comment"), url.Values{"body": {"Any news?"}}, "comment", sandbox.TicketBeaOpen, ""},
-		{"comment reopens solved", ticketPath(sandbox.TicketBeaSolved, "comment"), url.Values{"body": {"It broke again."}}, "comment", sandbox.TicketBeaSolved, "reopen"},
-		{"solve", ticketPath(sandbox.TicketBeaOpenAssigned, "solve"), url.Values{"comment": {"Fixed, thanks."}}, "solve", sandbox.TicketBeaOpenAssigned, "solved"},
-		{"open a request", "/as/requests", url.Values{"subject": {"Printer on fire"}, "body": {"Please send help."}}, "create_request", 0, "#"},
+		{"rate good", ticketPath(sandbox.TicketBeaSolved, "rate"), url.Values{"score": {"good"}, "comment": {"Thanks, all sorted."}}, "rate", sandbox.TicketBeaSolved, "good", func(tk sandbox.Ticket) bool {
+			return tk.Rating != nil && tk.Rating.Score == "good" && tk.Rating.Comment == "Thanks, all sorted."
+		}},
+		{"rate bad with reason", ticketPath(sandbox.TicketBeaSolved, "rate"), url.Values{"score": {"bad"}, "reason": {"6"}}, "rate", sandbox.TicketBeaSolved, "bad", func(tk sandbox.Ticket) bool {
+			return tk.Rating != nil && tk.Rating.Score == "bad" && tk.Rating.ReasonID == 6
+		}},
+		{"rate reopened after solved", ticketPath(sandbox.TicketBeaReopened, "rate"), url.Values{"score": {"good"}}, "rate", sandbox.TicketBeaReopened, "good", func(tk sandbox.Ticket) bool { return tk.Rating != nil && tk.Rating.Score == "good" }},
+		{"comment", ticketPath(sandbox.TicketBeaOpen, "comment"), url.Values{"body": {"Any news?"}}, "comment", sandbox.TicketBeaOpen, "", func(tk sandbox.Ticket) bool { return lastComment(tk) == "Any news?" }},
+		{"comment reopens solved", ticketPath(sandbox.TicketBeaSolved, "comment"), url.Values{"body": {"It broke again."}}, "comment", sandbox.TicketBeaSolved, "reopen", func(tk sandbox.Ticket) bool { return lastComment(tk) == "It broke again." && tk.Status == "open" }},
+		{"solve", ticketPath(sandbox.TicketBeaOpenAssigned, "solve"), url.Values{"comment": {"Fixed, thanks."}}, "solve", sandbox.TicketBeaOpenAssigned, "solved", func(tk sandbox.Ticket) bool { return tk.Status == "solved" }},
+		{"open a request", "/as/requests", url.Values{"subject": {"Printer on fire"}, "body": {"Please send help."}}, "create_request", 0, "#", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -124,9 +130,16 @@ func TestActionsSucceedAsTheEndUser(t *testing.T) {
 			if !strings.Contains(strings.ToLower(notice), tc.notice) {
 				t.Errorf("notice %q does not mention %q", notice, tc.notice)
 			}
-			if tc.ticket != 0 {
-				if got := app.Sandbox.Stats(); got.Calls == nil {
-					t.Fatal("no sandbox stats")
+			if tc.state != nil {
+				tk, _ := app.Sandbox.TicketByID(tc.ticket)
+				if !tc.state(tk) {
+					t.Errorf("ticket #%d at Zendesk afterwards: status %s, rating %+v, last comment %q", tc.ticket, tk.Status, tk.Rating, lastComment(tk))
+				}
+			} else {
+				created := writes[len(writes)-1].TicketID
+				tk, ok := app.Sandbox.TicketByID(created)
+				if !ok || tk.RequesterID != sandbox.DemoBeaID || tk.Subject != "Printer on fire" {
+					t.Errorf("created request #%d at Zendesk: %+v, want Bea's 'Printer on fire'", created, tk)
 				}
 			}
 		})
@@ -452,4 +465,12 @@ func onlyGrantOf(t *testing.T, app *testApp, id int64) *store.Grant {
 		t.Fatal(err)
 	}
 	return g
+}
+
+// lastComment is the body of a ticket's newest comment.
+func lastComment(tk sandbox.Ticket) string {
+	if len(tk.Comments) == 0 {
+		return ""
+	}
+	return tk.Comments[len(tk.Comments)-1].Body
 }
