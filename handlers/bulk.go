@@ -495,7 +495,10 @@ func (a *app) handleResults() echo.HandlerFunc {
 			}
 		}
 		if err := bulk.WriteResults(c.Response(), run.Header, iter.Seq2[bulk.ResultRow, error](rows)); err != nil {
+			// The status line is gone; end the file visibly rather than
+			// let a short file pass for the whole run.
 			a.log.Error("write results csv", "run", id, "err", err)
+			_, _ = io.WriteString(c.Response(), "\r\nERROR: the download stopped early; download the results again\r\n")
 		}
 		return nil
 	}
