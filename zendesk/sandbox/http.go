@@ -143,6 +143,10 @@ func (s *Sandbox) count(key string) {
 }
 
 func (s *Sandbox) serveAPI(w http.ResponseWriter, r *http.Request) {
+	hooks := s.currentHooks()
+	if hooks.BeforeCall != nil {
+		hooks.BeforeCall(r)
+	}
 	// Latency first and outside the lock: every API call pays it, as a
 	// slow network would make it.
 	s.mu.Lock()
@@ -201,42 +205,36 @@ func (s *Sandbox) serveAPI(w http.ResponseWriter, r *http.Request) {
 		rt.h(c)
 		return
 	}
-	rec := &statusWriter{ResponseWriter: w, status: http.StatusOK}
-	c.w = rec
+	// The answer is kept until the write is recorded, so AfterWrite can
+	// hold it or drop the connection with the write applied.
+	buf := newBufferedWriter()
+	c.w = buf
 	if len(params) > 0 && (strings.HasPrefix(rt.pattern, "/api/v2/tickets/") || strings.HasPrefix(rt.pattern, "/api/v2/requests/")) {
 		c.ticketID = params[0]
 	}
 	rt.h(c)
 	wr := Write{Method: r.Method, Endpoint: key, Path: r.URL.Path, ActorID: c.actor.ID,
-		TicketID: c.ticketID, Status: rec.status, Body: string(body), OnBehalfOf: r.Header.Get("X-On-Behalf-Of")}
+		TicketID: c.ticketID, Status: buf.status, Body: string(body), OnBehalfOf: r.Header.Get("X-On-Behalf-Of")}
 	if c.tok != nil {
 		wr.TokenUserID = c.tok.userID
 	}
 	s.mu.Lock()
 	wr.Time = s.now()
 	s.writes = append(s.writes, wr)
-	s.mu.Unlock()
-}
-
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-	wrote  bool
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if !w.wrote {
-		w.status, w.wrote = code, true
+	drop := s.faults.DropAfterWriteRate > 0 && s.rng.Float64() < s.faults.DropAfterWriteRate
+	if drop {
+		s.stats.DroppedAfterWrite++
 	}
-	w.ResponseWriter.WriteHeader(code)
+	s.mu.Unlock()
+	if hooks.AfterWrite != nil && hooks.AfterWrite(wr) {
+		drop = true
+	}
+	if drop {
+		dropConnection(w)
+		return
+	}
+	buf.flush(w)
 }
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	w.wrote = true
-	return w.ResponseWriter.Write(b)
-}
-
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // takeLocked takes one token from the account's bucket and sets the
 // rate-limit headers of §4.2. When the bucket is empty it reports how long
@@ -319,13 +317,7 @@ func (s *Sandbox) injectFault(w http.ResponseWriter) bool {
 	case "":
 		return true
 	case "drop":
-		conn, _, err := http.NewResponseController(w).Hijack()
-		if err != nil {
-			// Not hijackable (HTTP/2, a recorder): abort the response,
-			// which the server turns into a reset connection.
-			panic(http.ErrAbortHandler)
-		}
-		_ = conn.Close()
+		dropConnection(w)
 	case "429":
 		tooMany(w, retry)
 	case "503":

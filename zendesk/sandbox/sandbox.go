@@ -32,6 +32,11 @@ type Options struct {
 	Data *Data
 	// Clients are the OAuth clients registered at start.
 	Clients []Client
+	// IdleTimeout, for Start, closes a keep-alive connection that stays
+	// idle this long, as load balancers in front of real servers do; a
+	// client that reuses such a connection just as it closes sees it drop.
+	// 0 keeps idle connections open.
+	IdleTimeout time.Duration
 }
 
 // Switches select among the plausible behaviours of points that
@@ -83,8 +88,12 @@ type Faults struct {
 	// seconds; 0 means 1s.
 	RetryAfter time.Duration
 	// DropRate is the probability that the connection is closed with no
-	// response at all.
+	// response at all, before the call reaches its handler.
 	DropRate float64
+	// DropAfterWriteRate is the probability that a write, once applied and
+	// recorded, gets no answer: the connection is closed instead. It draws
+	// from the fault RNG only for writes, after the handler ran.
+	DropAfterWriteRate float64
 }
 
 // Client is a registered OAuth client (§1.1). Identifier is the client_id.
@@ -118,6 +127,9 @@ type Stats struct {
 	Injected503 int
 	Injected5xx int
 	Dropped     int
+	// DroppedAfterWrite counts writes applied whose answer was dropped
+	// (Faults.DropAfterWriteRate; not the AfterWrite hook's drops).
+	DroppedAfterWrite int
 	// Refreshes counts successful refresh_token grants.
 	Refreshes int
 	// Exchanges counts successful authorization_code grants.
@@ -180,6 +192,7 @@ type Sandbox struct {
 
 	stats  Stats
 	writes []Write
+	hooks  Hooks
 
 	rts []*route
 }
@@ -295,7 +308,7 @@ func Start(opts Options) (*Server, error) {
 		return nil, fmt.Errorf("sandbox: listen: %w", err)
 	}
 	sb := New(opts)
-	srv := &http.Server{Handler: sb, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: sb, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: opts.IdleTimeout}
 	// Serve only returns once Close is called.
 	go func() { _ = srv.Serve(ln) }()
 	return &Server{Sandbox: sb, URL: "http://" + ln.Addr().String(), srv: srv, ln: ln}, nil
