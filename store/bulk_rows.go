@@ -1,0 +1,465 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// rowInsertChunk is how many rows one INSERT statement carries: multi-row
+// VALUES cut the per-statement cost that dominates 100,000-row uploads,
+// and 100 × 17 parameters stays far below both dialects' limits.
+const rowInsertChunk = 100
+
+// RunRow is one data row of a run and how it ended.
+type RunRow struct {
+	RunID  int64
+	Number int // the spreadsheet row number: the header is row 1
+	Cells  []string
+	// Action is the JSON of the row's action value (the run's Kind says
+	// which type); nil for an invalid row.
+	Action    []byte
+	Valid     bool
+	Errors    []string
+	Key       string
+	Duplicate bool
+	// State is one of the Row* constants; "" in InsertRunRows means
+	// RowPending for valid rows and RowInvalid for the others.
+	State      string
+	HTTPStatus int
+	Error      string
+	ZendeskID  int64
+	// Attempts counts attempts that may have reached Zendesk; a row with
+	// Attempts > 0 that is not terminal has an unknown earlier outcome.
+	Attempts  int
+	AttemptAt time.Time
+	// WaitingUntil is when a row snoozed on Zendesk's rate limit may go
+	// again; zero when it is not waiting.
+	WaitingUntil   time.Time
+	PreflightError string
+	UpdatedAt      time.Time
+}
+
+// RowResult is how a row ended, for FinishRow.
+type RowResult struct {
+	State      string // RowDone, RowFailed or RowSkipped
+	HTTPStatus int
+	Error      string
+	ZendeskID  int64
+}
+
+// RowFilter selects rows of a run for ListRunRows.
+type RowFilter struct {
+	// States keeps rows in one of these states; empty keeps all.
+	States []string
+	// OnlyErrors keeps invalid and failed rows and rows with a pre-flight
+	// error.
+	OnlyErrors bool
+	// FromNumber and ToNumber bound the row numbers, inclusive; 0 leaves
+	// that side open.
+	FromNumber, ToNumber int
+	// Limit defaults to DefaultListLimit and is capped at MaxListLimit.
+	Limit, Offset int
+}
+
+// RunCounts counts a run's rows per state.
+type RunCounts struct {
+	Total, Invalid, Pending, Queued, Done, Failed, Skipped int
+	// Waiting counts queued rows snoozed on Zendesk's rate limit right now.
+	Waiting int
+	// PreflightErrors counts rows the pre-flight expects to fail.
+	PreflightErrors int
+	// InFlight counts rows not yet ended whose write went out to Zendesk
+	// and whose answer is not recorded yet.
+	InFlight int
+}
+
+// Remaining is the number of rows that still have to run.
+func (c RunCounts) Remaining() int { return c.Pending + c.Queued }
+
+const rowColumns = `run_id, number, cells, action, valid, errors, row_key, duplicate, state,
+	http_status, error, zendesk_id, attempts, attempt_at, waiting_until, preflight_error, updated_at`
+
+// InsertRunRows stores one batch of rows of run runID. CreateRunWithRows
+// calls it inside its transaction; on its own it runs in a transaction of
+// its own.
+func (db *DB) InsertRunRows(ctx context.Context, runID int64, rows []RunRow) error {
+	tx, err := db.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("store: insert run rows: %w", err)
+	}
+	defer tx.Rollback()
+	ins := db.newRowInserter(tx)
+	defer ins.close()
+	if err := ins.insert(ctx, runID, rows); err != nil {
+		return fmt.Errorf("store: insert run rows of run %d: %w", runID, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("store: insert run rows of run %d: commit: %w", runID, err)
+	}
+	return nil
+}
+
+// rowInserter writes rows with a prepared multi-row INSERT, reused across
+// batches of one transaction.
+type rowInserter struct {
+	db    *DB
+	tx    *sql.Tx
+	now   int64
+	args  []any
+	stmts map[int]*sql.Stmt
+}
+
+func (db *DB) newRowInserter(tx *sql.Tx) *rowInserter {
+	return &rowInserter{db: db, tx: tx, now: toDBTime(db.now()), stmts: map[int]*sql.Stmt{}}
+}
+
+func (ins *rowInserter) close() {
+	for _, s := range ins.stmts {
+		s.Close()
+	}
+}
+
+func (ins *rowInserter) stmt(ctx context.Context, n int) (*sql.Stmt, error) {
+	if s, ok := ins.stmts[n]; ok {
+		return s, nil
+	}
+	var b strings.Builder
+	b.WriteString("INSERT INTO bulk_rows (" + rowColumns + ") VALUES ")
+	one := "(?" + strings.Repeat(", ?", 16) + ")"
+	for i := range n {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(one)
+	}
+	s, err := ins.tx.PrepareContext(ctx, ins.db.dialect.rebind(b.String()))
+	if err != nil {
+		return nil, err
+	}
+	ins.stmts[n] = s
+	return s, nil
+}
+
+func (ins *rowInserter) insert(ctx context.Context, runID int64, rows []RunRow) error {
+	for len(rows) > 0 {
+		n := min(len(rows), rowInsertChunk)
+		chunk := rows[:n]
+		rows = rows[n:]
+		ins.args = ins.args[:0]
+		for i := range chunk {
+			r := &chunk[i]
+			if r.Number <= 0 {
+				return fmt.Errorf("row number %d: %w", r.Number, ErrInvalid)
+			}
+			state := r.State
+			switch {
+			case state != "":
+			case r.Valid:
+				state = RowPending
+			default:
+				state = RowInvalid
+			}
+			cells, err := jsonStrings(r.Cells)
+			if err != nil {
+				return fmt.Errorf("row %d: %w", r.Number, err)
+			}
+			errs, err := jsonStrings(r.Errors)
+			if err != nil {
+				return fmt.Errorf("row %d: %w", r.Number, err)
+			}
+			ins.args = append(ins.args, runID, r.Number, cells, string(r.Action), boolInt(r.Valid), errs, r.Key,
+				boolInt(r.Duplicate), state, r.HTTPStatus, r.Error, r.ZendeskID, r.Attempts,
+				dbTimeOrZero(r.AttemptAt), dbTimeOrZero(r.WaitingUntil), r.PreflightError, ins.now)
+		}
+		s, err := ins.stmt(ctx, n)
+		if err != nil {
+			return err
+		}
+		if _, err := s.ExecContext(ctx, ins.args...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// rowWhere builds the WHERE clause of f for run runID.
+func rowWhere(runID int64, f RowFilter) (string, []any) {
+	where := []string{"run_id = ?"}
+	args := []any{runID}
+	if len(f.States) > 0 {
+		where = append(where, "state IN (?"+strings.Repeat(", ?", len(f.States)-1)+")")
+		for _, s := range f.States {
+			args = append(args, s)
+		}
+	}
+	if f.OnlyErrors {
+		where = append(where, "(state IN (?, ?) OR preflight_error <> '')")
+		args = append(args, RowInvalid, RowFailed)
+	}
+	if f.FromNumber > 0 {
+		where = append(where, "number >= ?")
+		args = append(args, f.FromNumber)
+	}
+	if f.ToNumber > 0 {
+		where = append(where, "number <= ?")
+		args = append(args, f.ToNumber)
+	}
+	return " WHERE " + strings.Join(where, " AND "), args
+}
+
+// ListRunRows returns one page of the run's rows matching f, in row order,
+// and the number of matching rows.
+func (db *DB) ListRunRows(ctx context.Context, runID int64, f RowFilter) ([]RunRow, int, error) {
+	cond, args := rowWhere(runID, f)
+	var total int
+	if err := db.queryRow(ctx, `SELECT COUNT(*) FROM bulk_rows`+cond, args...).Scan(&total); err != nil {
+		return nil, 0, fmt.Errorf("store: list rows of run %d: count: %w", runID, err)
+	}
+	limit, offset := pageBounds(f.Limit, f.Offset)
+	rows, err := db.queryRows(ctx, db.db, `SELECT `+rowColumns+` FROM bulk_rows`+cond+
+		` ORDER BY number LIMIT ? OFFSET ?`, append(args, limit, offset)...)
+	if err != nil {
+		return nil, 0, fmt.Errorf("store: list rows of run %d: %w", runID, err)
+	}
+	return rows, total, nil
+}
+
+// queryRows runs a SELECT of rowColumns and scans every row.
+func (db *DB) queryRows(ctx context.Context, q queryer, query string, args ...any) ([]RunRow, error) {
+	rows, err := q.QueryContext(ctx, db.dialect.rebind(query), args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []RunRow{}
+	for rows.Next() {
+		r, err := scanRow(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+func scanRow(s scanner) (RunRow, error) {
+	var r RunRow
+	var cells, errs, action string
+	var valid, dup int
+	var attemptAt, waiting, updated int64
+	if err := s.Scan(&r.RunID, &r.Number, &cells, &action, &valid, &errs, &r.Key, &dup, &r.State,
+		&r.HTTPStatus, &r.Error, &r.ZendeskID, &r.Attempts, &attemptAt, &waiting, &r.PreflightError,
+		&updated); err != nil {
+		return RunRow{}, err
+	}
+	if err := json.Unmarshal([]byte(cells), &r.Cells); err != nil {
+		return RunRow{}, fmt.Errorf("decode cells of row %d: %w", r.Number, err)
+	}
+	if err := json.Unmarshal([]byte(errs), &r.Errors); err != nil {
+		return RunRow{}, fmt.Errorf("decode errors of row %d: %w", r.Number, err)
+	}
+	if action != "" {
+		r.Action = []byte(action)
+	}
+	r.Valid, r.Duplicate = valid != 0, dup != 0
+	r.AttemptAt, r.WaitingUntil, r.UpdatedAt = timeOrZero(attemptAt), timeOrZero(waiting), timeOrZero(updated)
+	return r, nil
+}
+
+// FindRunRow returns row number of run runID, or ErrNotFound.
+func (db *DB) FindRunRow(ctx context.Context, runID int64, number int) (RunRow, error) {
+	r, err := scanRow(db.queryRow(ctx, `SELECT `+rowColumns+` FROM bulk_rows WHERE run_id = ? AND number = ?`,
+		runID, number))
+	if errors.Is(err, sql.ErrNoRows) {
+		return RunRow{}, fmt.Errorf("store: find row %d of run %d: %w", number, runID, ErrNotFound)
+	}
+	if err != nil {
+		return RunRow{}, fmt.Errorf("store: find row %d of run %d: %w", number, runID, err)
+	}
+	return r, nil
+}
+
+// eachRowPage is how many rows EachRunRow reads per query.
+const eachRowPage = 500
+
+// EachRunRow calls fn for every row of the run in row order, reading a page
+// at a time by row number, so no connection is held while fn runs (fn may
+// write to the database, and a 100,000-row run is never all in memory). An
+// error from fn stops the walk and is returned as is.
+func (db *DB) EachRunRow(ctx context.Context, runID int64, fn func(RunRow) error) error {
+	last := 0
+	for {
+		rows, err := db.queryRows(ctx, db.db, `SELECT `+rowColumns+` FROM bulk_rows
+			WHERE run_id = ? AND number > ? ORDER BY number LIMIT ?`, runID, last, eachRowPage)
+		if err != nil {
+			return fmt.Errorf("store: each row of run %d: %w", runID, err)
+		}
+		for _, r := range rows {
+			if err := fn(r); err != nil {
+				return err
+			}
+			last = r.Number
+		}
+		if len(rows) < eachRowPage {
+			return nil
+		}
+	}
+}
+
+// RunCounts counts the run's rows per state. Waiting counts the queued rows
+// whose WaitingUntil is still ahead.
+func (db *DB) RunCounts(ctx context.Context, runID int64) (RunCounts, error) {
+	rows, err := db.query(ctx, `SELECT state, COUNT(*),
+		SUM(CASE WHEN waiting_until > ? THEN 1 ELSE 0 END),
+		SUM(CASE WHEN preflight_error <> '' THEN 1 ELSE 0 END)
+		FROM bulk_rows WHERE run_id = ? GROUP BY state`, toDBTime(db.now()), runID)
+	if err != nil {
+		return RunCounts{}, fmt.Errorf("store: count rows of run %d: %w", runID, err)
+	}
+	defer rows.Close()
+	var c RunCounts
+	for rows.Next() {
+		var state string
+		var n, waiting, pre int
+		if err := rows.Scan(&state, &n, &waiting, &pre); err != nil {
+			return RunCounts{}, fmt.Errorf("store: count rows of run %d: %w", runID, err)
+		}
+		c.Total += n
+		c.PreflightErrors += pre
+		switch state {
+		case RowInvalid:
+			c.Invalid = n
+		case RowPending:
+			c.Pending = n
+		case RowQueued:
+			c.Queued = n
+			c.Waiting = waiting
+		case RowDone:
+			c.Done = n
+		case RowFailed:
+			c.Failed = n
+		case RowSkipped:
+			c.Skipped = n
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return RunCounts{}, fmt.Errorf("store: count rows of run %d: %w", runID, err)
+	}
+	return c, nil
+}
+
+// BeginRowAttempt records that a worker is about to send the row: attempts
+// goes up by one and attempt_at is now. It returns the row as it was before
+// (so Attempts > 0 means an earlier attempt may have reached Zendesk). A row
+// that is already terminal is returned unchanged and nothing is recorded.
+func (db *DB) BeginRowAttempt(ctx context.Context, runID int64, number int) (RunRow, error) {
+	now := toDBTime(db.now())
+	r, err := scanRow(db.queryRow(ctx, `UPDATE bulk_rows SET attempts = attempts + 1, attempt_at = ?,
+		waiting_until = 0, updated_at = ? WHERE run_id = ? AND number = ? AND state IN (?, ?)
+		RETURNING `+rowColumns, now, now, runID, number, RowPending, RowQueued))
+	switch {
+	case err == nil:
+		r.Attempts--
+		return r, nil
+	case errors.Is(err, sql.ErrNoRows):
+		r, err := db.FindRunRow(ctx, runID, number)
+		if err != nil {
+			return RunRow{}, fmt.Errorf("store: begin attempt: %w", err)
+		}
+		return r, nil
+	}
+	return RunRow{}, fmt.Errorf("store: begin attempt of row %d of run %d: %w", number, runID, err)
+}
+
+// SnoozeRow records that the row's current attempt was turned away before
+// Zendesk did anything (a 429, a 503 with Retry-After, a paused run): the
+// attempt BeginRowAttempt counted is taken back, so the next one is not
+// treated as having an unknown earlier outcome, and the row counts as
+// waiting until until (zero: not waiting, e.g. for a paused run).
+func (db *DB) SnoozeRow(ctx context.Context, runID int64, number int, until time.Time) error {
+	_, err := db.exec(ctx, `UPDATE bulk_rows SET attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END,
+		waiting_until = ?, updated_at = ? WHERE run_id = ? AND number = ? AND state IN (?, ?)`,
+		dbTimeOrZero(until), toDBTime(db.now()), runID, number, RowPending, RowQueued)
+	if err != nil {
+		return fmt.Errorf("store: snooze row %d of run %d: %w", number, runID, err)
+	}
+	return nil
+}
+
+// FinishRow gives the row its terminal state, but ONLY if it has none yet
+// (a conditional UPDATE): it returns false when the row already was
+// terminal. This is what keeps "exactly one terminal state" true when a
+// job is retried, rescued after a crash, or run by two replicas at once.
+func (db *DB) FinishRow(ctx context.Context, runID int64, number int, res RowResult) (bool, error) {
+	switch res.State {
+	case RowDone, RowFailed, RowSkipped:
+	default:
+		return false, fmt.Errorf("store: finish row %d of run %d: state %q is not terminal: %w",
+			number, runID, res.State, ErrInvalid)
+	}
+	r, err := db.exec(ctx, `UPDATE bulk_rows SET state = ?, http_status = ?, error = ?, zendesk_id = ?,
+		waiting_until = 0, updated_at = ? WHERE run_id = ? AND number = ? AND state IN (?, ?)`,
+		res.State, res.HTTPStatus, res.Error, res.ZendeskID, toDBTime(db.now()), runID, number,
+		RowPending, RowQueued)
+	if err != nil {
+		return false, fmt.Errorf("store: finish row %d of run %d: %w", number, runID, err)
+	}
+	n, err := r.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("store: finish row %d of run %d: %w", number, runID, err)
+	}
+	if n == 0 {
+		if _, err := db.FindRunRow(ctx, runID, number); err != nil {
+			return false, fmt.Errorf("store: finish row: %w", err)
+		}
+		return false, nil
+	}
+	return true, nil
+}
+
+// SetRowPreflight records a pre-flight of every row of the run: errs maps a
+// row number to the reason the row would fail; every other row's earlier
+// pre-flight error is cleared, and the run is marked Preflighted.
+func (db *DB) SetRowPreflight(ctx context.Context, runID int64, errs map[int]string) error {
+	tx, err := db.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("store: set preflight of run %d: %w", runID, err)
+	}
+	defer tx.Rollback()
+	now := toDBTime(db.now())
+	res, err := tx.ExecContext(ctx, db.dialect.rebind(`UPDATE bulk_runs SET preflighted = 1 WHERE id = ?`), runID)
+	if err != nil {
+		return fmt.Errorf("store: set preflight of run %d: %w", runID, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("store: set preflight of run %d: %w", runID, err)
+	} else if n == 0 {
+		return fmt.Errorf("store: set preflight of run %d: %w", runID, ErrNotFound)
+	}
+	if _, err := tx.ExecContext(ctx, db.dialect.rebind(`UPDATE bulk_rows SET preflight_error = '', updated_at = ?
+		WHERE run_id = ? AND preflight_error <> ''`), now, runID); err != nil {
+		return fmt.Errorf("store: set preflight of run %d: clear: %w", runID, err)
+	}
+	if len(errs) > 0 {
+		st, err := tx.PrepareContext(ctx, db.dialect.rebind(`UPDATE bulk_rows SET preflight_error = ?, updated_at = ?
+			WHERE run_id = ? AND number = ?`))
+		if err != nil {
+			return fmt.Errorf("store: set preflight of run %d: %w", runID, err)
+		}
+		defer st.Close()
+		for n, msg := range errs {
+			if _, err := st.ExecContext(ctx, msg, now, runID, n); err != nil {
+				return fmt.Errorf("store: set preflight of row %d of run %d: %w", n, runID, err)
+			}
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("store: set preflight of run %d: commit: %w", runID, err)
+	}
+	return nil
+}
