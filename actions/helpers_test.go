@@ -118,7 +118,7 @@ func (e *testEnv) runWith(t *testing.T, a actions.Action, look actions.Lookup, o
 	wantOutcome := store.OutcomeOK
 	if ref != nil {
 		wantOutcome = store.OutcomeRefused
-		if ref.Temporary() {
+		if ref.Temporary() || ref.Code == actions.CodeImpersonationIgnored {
 			wantOutcome = store.OutcomeFailed
 		}
 	}

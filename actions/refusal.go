@@ -78,8 +78,15 @@ const (
 	CodeLoginExpired = "login_expired"
 	// CodeInvalid means Validate failed; Err is the FieldErrors.
 	CodeInvalid = "invalid"
+	// CodeImpersonationIgnored means Zendesk did the write but not as the
+	// end user: it opened the request under the admin's name (or someone
+	// else's) as if X-On-Behalf-Of had not been sent (§2). It is not
+	// temporary, and any further write may go the same way, so a bulk run
+	// must stop at it rather than carry on.
+	CodeImpersonationIgnored = "impersonation_ignored"
 	// CodeRejected is any other refusal by Zendesk (or an answer we could
-	// not understand).
+	// not understand, or a re-check that could not tell whether an earlier
+	// attempt succeeded).
 	CodeRejected = "rejected"
 )
 

@@ -307,6 +307,12 @@ func (r *Runner) do(ctx context.Context, a Action, c checked, opt RunOptions, ou
 	case CreateRequest:
 		if opt.Recheck {
 			found, ok, err := findEarlier(ctx, zc, a, r.now())
+			if errors.Is(err, errRecheckIncomplete) {
+				return &Refusal{Code: CodeRejected, Message: fmt.Sprintf(
+					"onbehalf can't tell whether an earlier attempt already opened this request: %s has more than %d requests "+
+						"and Zendesk did not list the newest first. Look for it among their requests in Zendesk, and open it "+
+						"again only if it is not there.", describe(c.user), recheckMaxRequests)}
+			}
 			if err != nil {
 				return r.refusalFor(ctx, err, call{kind: KindCreateRequest, as: true, user: c.user})
 			}
@@ -321,6 +327,9 @@ func (r *Runner) do(ctx context.Context, a Action, c checked, opt RunOptions, ou
 			return fail(err, "", 0)
 		}
 		out.Status, out.ZendeskID, out.TicketID = successStatus(KindCreateRequest), req.ID, req.ID
+		if ref := r.impersonationIgnored(ctx, zc, req, c.user); ref != nil {
+			return ref
+		}
 		out.Message = fmt.Sprintf("Opened request #%d as %s.", req.ID, name)
 	case Comment:
 		if opt.Recheck {
@@ -379,7 +388,7 @@ func (r *Runner) do(ctx context.Context, a Action, c checked, opt RunOptions, ou
 // may help or when we could not tell what Zendesk did (an answer we did not
 // understand, an error not from Zendesk), "refused" otherwise.
 func (r *Refusal) outcome() string {
-	if r.Temporary() {
+	if r.Temporary() || r.Code == CodeImpersonationIgnored {
 		return store.OutcomeFailed
 	}
 	if r.Code == CodeRejected && r.Err != nil {
@@ -391,20 +400,79 @@ func (r *Refusal) outcome() string {
 	return store.OutcomeRefused
 }
 
-// findEarlier looks among the user's 100 most recent requests for one with
-// the same subject and description opened within recheckWindow.
+// recheckMaxRequests bounds how many of the user's requests findEarlier
+// reads when Zendesk does not list them newest first.
+const recheckMaxRequests = 2000
+
+// errRecheckIncomplete says findEarlier gave up before it could tell.
+var errRecheckIncomplete = errors.New("actions: re-check requests: too many requests to look through")
+
+// findEarlier looks among the user's requests for one with the same subject
+// and description opened within recheckWindow. It asks for the newest
+// first, but whether Zendesk honours that on cursor pages is unconfirmed
+// (§3.2), so the order is trusted only as far as the dates show it: the
+// search stops at a request older than the window only once created_at has
+// been seen to fall and never to rise. Otherwise it reads on, to the end or
+// to recheckMaxRequests (errRecheckIncomplete).
 func findEarlier(ctx context.Context, zc *zendesk.Client, a CreateRequest, now time.Time) (zendesk.Request, bool, error) {
-	page, err := zc.ListRequests(ctx, zendesk.ListRequestsOptions{PageSize: 100, SortBy: "created_at", SortOrder: "desc"})
-	if err != nil {
-		return zendesk.Request{}, false, fmt.Errorf("actions: re-check requests: %w", err)
-	}
 	since := now.Add(-recheckWindow)
-	for _, q := range page.Requests {
+	var prev time.Time
+	falling, rising := false, false
+	n := 0
+	for q, err := range zc.AllRequests(ctx, zendesk.ListRequestsOptions{PageSize: 100, SortBy: "created_at", SortOrder: "desc"}) {
+		if err != nil {
+			return zendesk.Request{}, false, fmt.Errorf("actions: re-check requests: %w", err)
+		}
 		if sameText(q.Subject, a.Subject) && sameText(q.Description, a.Body) && !q.CreatedAt.Before(since) {
 			return q, true, nil
 		}
+		if n > 0 {
+			falling = falling || q.CreatedAt.Before(prev)
+			rising = rising || q.CreatedAt.After(prev)
+		}
+		prev = q.CreatedAt
+		n++
+		if falling && !rising && q.CreatedAt.Before(since) {
+			return zendesk.Request{}, false, nil
+		}
+		if n >= recheckMaxRequests {
+			return zendesk.Request{}, false, errRecheckIncomplete
+		}
 	}
 	return zendesk.Request{}, false, nil
+}
+
+// impersonationIgnored checks that the request Zendesk opened is the end
+// user's: Zendesk may take a write from the admin as if X-On-Behalf-Of had
+// not been sent (§2), and then the request is the admin's. An answer
+// without requester_id is settled by reading the request back as the user,
+// who cannot see a request that is not theirs (§3.1). If that read fails
+// otherwise, the answer has to do.
+func (r *Runner) impersonationIgnored(ctx context.Context, zc *zendesk.Client, req zendesk.Request, u zendesk.User) *Refusal {
+	requester, theirs := req.RequesterID, true
+	if requester == 0 {
+		back, err := zc.ShowRequest(ctx, req.ID)
+		switch {
+		case err == nil:
+			requester = back.RequesterID
+		case errors.Is(err, zendesk.ErrNotFound):
+			theirs = false
+		}
+	}
+	if theirs && (requester == 0 || requester == u.ID) {
+		return nil
+	}
+	in := "in someone else's name"
+	switch {
+	case requester == r.Admin.ID:
+		in = "in your name"
+	case requester != 0:
+		in = fmt.Sprintf("in the name of user #%d", requester)
+	}
+	return &Refusal{Code: CodeImpersonationIgnored, Message: fmt.Sprintf(
+		"Zendesk opened request #%d %s instead of as %s: it ignored the instruction to act as them. "+
+			"In Zendesk, make them the requester of request #%d (or delete it), and don't act as end users again "+
+			"until Zendesk support has explained why this happened.", req.ID, in, describe(u), req.ID)}
 }
 
 // findEarlierComment looks among the request's comments for one by the

@@ -2,6 +2,7 @@ package actions_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -64,9 +65,9 @@ func TestRunSuccess(t *testing.T) {
 		}
 	})
 
-	t.Run("rate reopened after solved, by id, rating as array", func(t *testing.T) {
+	t.Run("rate reopened after solved, by id, rating as object", func(t *testing.T) {
 		t.Parallel()
-		e := newTestEnv(t, sandbox.Options{Switches: sandbox.Switches{RatingAsArray: true}}, fullScope, fullScope)
+		e := newTestEnv(t, sandbox.Options{Switches: sandbox.Switches{RatingAsObject: true}}, fullScope, fullScope)
 		out, ref := e.run(t, actions.Rate{User: fmt.Sprint(sandbox.DemoBeaID), Ticket: sandbox.TicketBeaReopened, Score: "bad", ReasonCode: 5}, opt)
 		if ref != nil {
 			t.Fatalf("refused: %v", ref)
@@ -195,7 +196,7 @@ func TestRunRefusals(t *testing.T) {
 			code: actions.CodeUnknownUser, field: "user", contains: "id 999"},
 		{name: "unverified", a: actions.Rate{User: sandbox.DemoUnverifiedEmail, Ticket: sandbox.TicketDanaSolved, Score: "good"},
 			code: actions.CodeUnverified, field: "user", contains: "no verified email"},
-		{name: "unverified with VerifiedRequired", opts: sandbox.Options{Switches: sandbox.Switches{VerifiedRequired: true}},
+		{name: "unverified opening a request",
 			a:    actions.CreateRequest{User: sandbox.DemoUnverifiedEmail, Subject: "s", Body: "b"},
 			code: actions.CodeUnverified, field: "user", contains: "won't let anyone act as them"},
 		{name: "suspended", a: actions.Rate{User: sandbox.DemoSuspendedEmail, Ticket: sandbox.TicketEliSolved, Score: "good"},
@@ -362,7 +363,7 @@ func TestRunStaleBatch(t *testing.T) {
 		code   string
 		status int
 	}{
-		{"unverified meanwhile, VerifiedRequired", sandbox.Options{Switches: sandbox.Switches{VerifiedRequired: true}},
+		{"unverified meanwhile", sandbox.Options{},
 			func(u *sandbox.User) { u.Verified = false }, actions.CodeUnverified, 403},
 		{"deleted meanwhile", sandbox.Options{}, func(u *sandbox.User) { u.Active = false }, actions.CodeUnknownUser, 401},
 		{"suspended meanwhile", sandbox.Options{}, func(u *sandbox.User) { u.Suspended = true }, actions.CodeSuspended, 403},
@@ -770,4 +771,201 @@ func TestRunRecheckCommentAndSolve(t *testing.T) {
 			t.Errorf("%d writes, want 1", n)
 		}
 	})
+}
+
+// newManyRequestsEnv starts a sandbox whose one end user, verified and
+// active, has n requests, all opened long ago.
+func newManyRequestsEnv(t *testing.T, sw sandbox.Switches, n int) (*testEnv, string) {
+	t.Helper()
+	e := newTestEnv(t, sandbox.Options{Switches: sw, Data: sandbox.Generate(1, 1, n)}, fullScope, fullScope)
+	e.srv.UpdateUser(sandbox.GeneratedFirstUserID, func(u *sandbox.User) { u.Verified, u.Suspended, u.Active = true, false, true })
+	return e, sandbox.GeneratedUserEmail(0)
+}
+
+// TestRunCreateRequestRecheckManyRequests checks the re-check for a user
+// with more requests than one page, whatever Zendesk does with the order
+// asked for (§3.2): it finds the earlier attempt among the newest, and it
+// stops early only when the dates show the newest came first.
+func TestRunCreateRequestRecheckManyRequests(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name      string
+		sw        sandbox.Switches
+		earlier   bool // an earlier attempt opened the request
+		wantLists int  // GET /api/v2/requests calls of the re-check
+	}{
+		{"sorted, earlier attempt found", sandbox.Switches{}, true, 1},
+		{"sort_by ignored, earlier attempt found", sandbox.Switches{CursorIgnoresSortBy: true}, true, 1},
+		{"every sort ignored, earlier attempt found", sandbox.Switches{CursorIgnoresSort: true}, true, 2},
+		{"sorted, none: stops at the first old request", sandbox.Switches{}, false, 1},
+		{"every sort ignored, none: reads to the end", sandbox.Switches{CursorIgnoresSort: true}, false, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			e, user := newManyRequestsEnv(t, tt.sw, 150)
+			a := actions.CreateRequest{User: user, Subject: "Broken heater", Body: "The heater in room 4 is cold."}
+			var first actions.Outcome
+			if tt.earlier {
+				var ref *actions.Refusal
+				if first, ref = e.run(t, a, actions.RunOptions{}); ref != nil {
+					t.Fatal(ref)
+				}
+			}
+			e.srv.ResetStats()
+			out, ref := e.run(t, a, actions.RunOptions{Recheck: true})
+			if ref != nil {
+				t.Fatal(ref)
+			}
+			posts := 0
+			for _, w := range e.writes(t) {
+				if w.Endpoint == "POST /api/v2/requests" {
+					posts++
+				}
+			}
+			switch {
+			case tt.earlier && (!out.Existing || out.ZendeskID != first.ZendeskID || posts != 0):
+				t.Errorf("re-check = %+v with %d POSTs, want Existing #%d and nothing sent", out, posts, first.ZendeskID)
+			case !tt.earlier && (out.Existing || posts != 1):
+				t.Errorf("re-check = %+v with %d POSTs, want one request opened", out, posts)
+			}
+			if got := e.srv.Stats().Calls["GET /api/v2/requests"]; got != tt.wantLists {
+				t.Errorf("the re-check listed %d pages, want %d", got, tt.wantLists)
+			}
+		})
+	}
+}
+
+// TestRunCreateRequestRecheckGivesUp checks that a re-check that cannot
+// reach the newest requests sends nothing and says why.
+func TestRunCreateRequestRecheckGivesUp(t *testing.T) {
+	t.Parallel()
+	e, user := newManyRequestsEnv(t, sandbox.Switches{CursorIgnoresSort: true}, 2001)
+	out, ref := e.run(t, actions.CreateRequest{User: user, Subject: "s", Body: "b"}, actions.RunOptions{Recheck: true})
+	if ref == nil || ref.Code != actions.CodeRejected || !strings.Contains(ref.Message, "can't tell whether an earlier attempt already opened") {
+		t.Fatalf("refusal = %+v, outcome %+v", ref, out)
+	}
+	if ref.Temporary() {
+		t.Error("a re-check that gave up is Temporary: a retry would give up again")
+	}
+	if n := len(e.writes(t)); n != 0 {
+		t.Errorf("%d writes, want none", n)
+	}
+}
+
+// TestRunRecheckCommentManyComments checks that the comment re-check reads
+// past the first page of a long conversation.
+func TestRunRecheckCommentManyComments(t *testing.T) {
+	t.Parallel()
+	for _, sw := range []sandbox.Switches{{}, {CursorIgnoresSortBy: true}, {CursorIgnoresSort: true}} {
+		t.Run(fmt.Sprintf("%+v", sw), func(t *testing.T) {
+			t.Parallel()
+			e := newTestEnv(t, sandbox.Options{Switches: sw}, fullScope, fullScope)
+			e.srv.UpdateTicket(sandbox.TicketBeaOpen, func(tk *sandbox.Ticket) {
+				for i := range 150 {
+					tk.Comments = append(tk.Comments, sandbox.Comment{ID: 50_000 + int64(i), AuthorID: sandbox.DemoBeaID,
+						Body: fmt.Sprintf("Old note %d", i), Public: true, CreatedAt: time.Now().Add(-72 * time.Hour).Add(time.Duration(i) * time.Minute)})
+				}
+			})
+			c := actions.Comment{User: sandbox.DemoBeaEmail, Request: sandbox.TicketBeaOpen, Body: "Any news?"}
+			if _, ref := e.run(t, c, actions.RunOptions{}); ref != nil {
+				t.Fatal(ref)
+			}
+			out, ref := e.run(t, c, actions.RunOptions{Recheck: true})
+			if ref != nil || !out.Existing {
+				t.Fatalf("re-check = %+v, %v; want Existing", out, ref)
+			}
+			if n := len(e.writes(t)); n != 1 {
+				t.Errorf("%d writes, want only the first", n)
+			}
+		})
+	}
+}
+
+// TestRunCreateRequestImpersonationIgnored checks that a request Zendesk
+// opened under someone else's name than the end user's is reported with
+// its own code, audited as failed, and never taken for success.
+func TestRunCreateRequestImpersonationIgnored(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name     string
+		ignored  bool // sandbox.Switches.ImpersonationIgnoredOnCreate
+		strip    bool // the answer lacks requester_id
+		contains string
+		readBack int // GET /api/v2/requests/{id} calls
+	}{
+		{"requester in the answer", true, false, "in your name instead of as Bea Lindqvist (bea@example.com)", 0},
+		{"answer without requester_id", true, true, "in someone else's name instead of as Bea Lindqvist", 1},
+		{"answer without requester_id, impersonation honoured", false, true, "", 1},
+		{"impersonation honoured", false, false, "", 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			e := newTestEnv(t, sandbox.Options{Switches: sandbox.Switches{ImpersonationIgnoredOnCreate: tt.ignored}}, fullScope, fullScope)
+			if tt.strip {
+				zc, err := zendesk.New(newRequesterStripper(t, e.srv), oauth2.StaticTokenSource(&oauth2.Token{AccessToken: e.token.AccessToken}))
+				if err != nil {
+					t.Fatal(err)
+				}
+				e.runner.Zendesk = zc
+			}
+			out, ref := e.run(t, actions.CreateRequest{User: sandbox.DemoBeaEmail, Subject: "Lost parcel", Body: "It never came."}, actions.RunOptions{})
+			ws := e.writes(t)
+			if len(ws) != 1 || out.ZendeskID != ws[0].TicketID || out.TicketID != out.ZendeskID || out.Status != http.StatusCreated {
+				t.Fatalf("writes %+v, outcome %+v: want one create, recorded in the outcome", ws, out)
+			}
+			if got := e.srv.Stats().Calls["GET /api/v2/requests/{id}"]; got != tt.readBack {
+				t.Errorf("%d read-backs, want %d", got, tt.readBack)
+			}
+			if !tt.ignored {
+				if ref != nil || ws[0].ActorID != sandbox.DemoBeaID {
+					t.Fatalf("refusal %+v, write %+v; want success as Bea", ref, ws[0])
+				}
+				return
+			}
+			if ws[0].ActorID != sandbox.DemoAdminID {
+				t.Fatalf("write recorded as %d, want the admin: the switch did not apply", ws[0].ActorID)
+			}
+			if ref == nil || ref.Code != actions.CodeImpersonationIgnored || ref.Temporary() {
+				t.Fatalf("refusal = %+v, want a permanent %s", ref, actions.CodeImpersonationIgnored)
+			}
+			want := fmt.Sprintf("Zendesk opened request #%d %s", out.ZendeskID, tt.contains)
+			if !strings.HasPrefix(ref.Message, want) || !strings.Contains(ref.Message, "make them the requester") {
+				t.Errorf("message %q, want it to start %q and say what to do", ref.Message, want)
+			}
+			ev := e.mustAuditEvents(t)[0]
+			if ev.Outcome != store.OutcomeFailed || ev.ZendeskID != out.ZendeskID || !strings.Contains(ev.Detail, "ignored the instruction to act as them") {
+				t.Errorf("audit row %+v, want failed, naming the request and what happened", ev)
+			}
+		})
+	}
+}
+
+// newRequesterStripper serves srv through a proxy that drops requester_id
+// from the answer to POST /api/v2/requests, as a terse Zendesk might, and
+// returns the proxy's URL.
+func newRequesterStripper(t *testing.T, srv *sandbox.Server) string {
+	t.Helper()
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost || strings.TrimSuffix(r.URL.Path, ".json") != "/api/v2/requests" {
+			srv.ServeHTTP(w, r)
+			return
+		}
+		rec := httptest.NewRecorder()
+		srv.ServeHTTP(rec, r)
+		var body map[string]map[string]any
+		if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil {
+			t.Errorf("proxy: decode %q: %v", rec.Body.Bytes(), err)
+		}
+		delete(body["request"], "requester_id")
+		for k, v := range rec.Header() {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(rec.Code)
+		_ = json.NewEncoder(w).Encode(body)
+	})
+	hs := httptest.NewServer(h)
+	t.Cleanup(hs.Close)
+	return hs.URL
 }

@@ -343,7 +343,7 @@ func TestRequestHeadersAndBodies(t *testing.T) {
 		{"PUT", "/api/v2/requests/300", "", js, js, "bea@example.com", `{"request":{"solved":true}}`},
 		{"POST", "/api/v2/tickets/105/satisfaction_rating", "", js, js, "bea@example.com", `{"satisfaction_rating":{"comment":"slow","reason_code":7,"score":"bad"}}`},
 		{"POST", "/api/v2/tickets/105/satisfaction_rating", "", js, js, "bea@example.com", `{"satisfaction_rating":{"score":"good"}}`},
-		{"GET", "/api/v2/requests", "page%5Bafter%5D=abc&page%5Bsize%5D=100&sort_by=updated_at&sort_order=desc&status=solved%2Copen", js, "", "", ""},
+		{"GET", "/api/v2/requests", "page%5Bafter%5D=abc&page%5Bsize%5D=100&sort=-updated_at&sort_by=updated_at&sort_order=desc&status=solved%2Copen", js, "", "", ""},
 	}
 	mu.Lock()
 	defer mu.Unlock()

@@ -211,6 +211,37 @@ func TestSandboxReads(t *testing.T) {
 	})
 }
 
+// TestSandboxListRequestsOrder checks that the order asked for reaches a
+// Zendesk that honours only the cursor-style sort on cursor pages (§3.2),
+// and that one ignoring every sort parameter lists oldest first, which is
+// why callers must check dates.
+func TestSandboxListRequestsOrder(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name      string
+		sw        sandbox.Switches
+		wantFirst int64
+	}{
+		{"sort parameters honoured", sandbox.Switches{}, sandbox.TicketBeaOpenUnassigned},
+		{"sort_by ignored on cursor pages", sandbox.Switches{CursorIgnoresSortBy: true}, sandbox.TicketBeaOpenUnassigned},
+		{"every sort ignored on cursor pages", sandbox.Switches{CursorIgnoresSort: true}, sandbox.TicketBeaNew},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			srv := newTestSandbox(t, sandbox.Options{Switches: tt.sw})
+			bea := newSandboxClient(t, srv, sandbox.DemoAdminEmail, fullScope).As(sandbox.DemoBeaEmail)
+			page, err := bea.ListRequests(t.Context(), zendesk.ListRequestsOptions{PageSize: 5, SortBy: "created_at", SortOrder: "desc"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(page.Requests) != 5 || page.Requests[0].ID != tt.wantFirst {
+				t.Fatalf("first page %+v, want it to start with #%d", page.Requests, tt.wantFirst)
+			}
+		})
+	}
+}
+
 func TestSandboxAllRequestsPaginates(t *testing.T) {
 	t.Parallel()
 	srv := newTestSandbox(t, sandbox.Options{})
@@ -332,14 +363,14 @@ func TestSandboxRatingVariants(t *testing.T) {
 		wantErr  zendesk.Kind // "" = success
 		details  bool         // a 422 must carry details
 	}{
-		{name: "object answer", as: sandbox.DemoBeaEmail, ticket: sandbox.TicketBeaSolved, input: zendesk.RatingInput{Score: "good", Comment: "great"}},
-		{name: "array answer", switches: sandbox.Switches{RatingAsArray: true}, as: sandbox.DemoBeaEmail, ticket: sandbox.TicketBeaSolved, input: zendesk.RatingInput{Score: "bad", Comment: "meh"}},
+		{name: "array answer", as: sandbox.DemoBeaEmail, ticket: sandbox.TicketBeaSolved, input: zendesk.RatingInput{Score: "good", Comment: "great"}},
+		{name: "object answer", switches: sandbox.Switches{RatingAsObject: true}, as: sandbox.DemoBeaEmail, ticket: sandbox.TicketBeaSolved, input: zendesk.RatingInput{Score: "bad", Comment: "meh"}},
 		{name: "token status created is irrelevant", switches: sandbox.Switches{TokenStatusCreated: true}, as: sandbox.DemoBeaEmail, ticket: sandbox.TicketBeaSolved, input: zendesk.RatingInput{Score: "good"}},
 		{name: "replaces a rating", as: sandbox.DemoBeaEmail, ticket: sandbox.TicketBeaSolvedRated, input: zendesk.RatingInput{Score: "bad"}},
 		{name: "reopened after solved", as: sandbox.DemoBeaEmail, ticket: sandbox.TicketBeaReopened, input: zendesk.RatingInput{Score: "good"}},
-		{name: "unverified allowed by default", as: sandbox.DemoUnverifiedEmail, ticket: sandbox.TicketDanaSolved, input: zendesk.RatingInput{Score: "good"}},
-		{name: "unverified refused when verification required", switches: sandbox.Switches{VerifiedRequired: true}, as: sandbox.DemoUnverifiedEmail, ticket: sandbox.TicketDanaSolved, input: zendesk.RatingInput{Score: "good"}, wantErr: zendesk.ErrForbidden},
-		{name: "verified fine when verification required", switches: sandbox.Switches{VerifiedRequired: true}, as: sandbox.DemoBeaEmail, ticket: sandbox.TicketBeaSolved, input: zendesk.RatingInput{Score: "good"}},
+		{name: "unverified refused by default", as: sandbox.DemoUnverifiedEmail, ticket: sandbox.TicketDanaSolved, input: zendesk.RatingInput{Score: "good"}, wantErr: zendesk.ErrForbidden},
+		{name: "unverified allowed by the switch", switches: sandbox.Switches{UnverifiedAllowed: true}, as: sandbox.DemoUnverifiedEmail, ticket: sandbox.TicketDanaSolved, input: zendesk.RatingInput{Score: "good"}},
+		{name: "verified fine with the switch", switches: sandbox.Switches{UnverifiedAllowed: true}, as: sandbox.DemoBeaEmail, ticket: sandbox.TicketBeaSolved, input: zendesk.RatingInput{Score: "good"}},
 		{name: "legacy CSAT off", switches: sandbox.Switches{LegacyCSATOff: true}, as: sandbox.DemoBeaEmail, ticket: sandbox.TicketBeaSolved, input: zendesk.RatingInput{Score: "good"}, wantErr: zendesk.ErrForbidden},
 		{name: "closed ticket", as: sandbox.DemoCarlosEmail, ticket: sandbox.TicketCarlosClosed, input: zendesk.RatingInput{Score: "good"}, wantErr: zendesk.ErrValidation, details: true},
 		{name: "never solved", as: sandbox.DemoBeaEmail, ticket: sandbox.TicketBeaOpen, input: zendesk.RatingInput{Score: "good"}, wantErr: zendesk.ErrValidation},

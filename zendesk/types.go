@@ -199,8 +199,11 @@ type ListRequestsOptions struct {
 	// After is the AfterCursor of the previous page; empty for the first.
 	After string
 	// SortBy is "updated_at" or "created_at"; empty for Zendesk's default.
+	// It is sent both as sort_by/sort_order and as the cursor-style sort
+	// ("-updated_at"), since which one Zendesk honours on cursor pages is
+	// unconfirmed (§3.2); the order is a request, not a promise.
 	SortBy string
-	// SortOrder is "asc" or "desc"; empty for Zendesk's default.
+	// SortOrder is "asc" or "desc"; empty for Zendesk's default (asc).
 	SortOrder string
 	// Status keeps only requests in these states (e.g. "solved").
 	Status []string

@@ -331,7 +331,8 @@ func (c *call) rateTicket() {
 		// Agents and admins can never rate, even their own tickets (§3.2).
 		forbidden(c.w)
 		return
-	case s.switches.VerifiedRequired && !c.actor.Verified:
+	case !s.switches.UnverifiedAllowed && !c.actor.Verified:
+		// "The end user must be a verified user" (§3.2).
 		forbidden(c.w)
 		return
 	case t.Status == "closed":
@@ -379,11 +380,12 @@ func (c *call) rateTicket() {
 	t.Rating = rating
 	t.UpdatedAt = now
 	out := c.ratingJSON(t)
-	if s.switches.RatingAsArray {
-		writeJSON(c.w, http.StatusOK, map[string]any{"satisfaction_rating": []any{out}})
+	if s.switches.RatingAsObject {
+		writeJSON(c.w, http.StatusOK, map[string]any{"satisfaction_rating": out})
 		return
 	}
-	writeJSON(c.w, http.StatusOK, map[string]any{"satisfaction_rating": out})
+	// The docs and the OAS show an array of one (§3.2).
+	writeJSON(c.w, http.StatusOK, map[string]any{"satisfaction_rating": []any{out}})
 }
 
 // ---- requests ----
@@ -511,9 +513,10 @@ func (ci *commentIn) text() string {
 	return ci.HTMLBody
 }
 
-// unverifiedRefusedLocked applies the VerifiedRequired switch (§2, §3.1).
+// unverifiedRefusedLocked refuses an unverified end user's write, as the
+// Requests API does (§3.1), unless the UnverifiedAllowed switch is on (§2).
 func (c *call) unverifiedRefusedLocked() bool {
-	if c.s.switches.VerifiedRequired && c.actor.Role == "end-user" && !c.actor.Verified {
+	if !c.s.switches.UnverifiedAllowed && c.actor.Role == "end-user" && !c.actor.Verified {
 		forbidden(c.w)
 		return true
 	}
@@ -534,6 +537,11 @@ func (c *call) createRequest() {
 	s := c.s
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.switches.ImpersonationIgnoredOnCreate && c.impersonating {
+		// Zendesk took the request from the token's owner, as if
+		// X-On-Behalf-Of had not been sent.
+		c.actor = c.user
+	}
 	if c.unverifiedRefusedLocked() {
 		return
 	}

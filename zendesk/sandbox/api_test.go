@@ -409,6 +409,90 @@ func TestRequestsList(t *testing.T) {
 	})
 }
 
+// TestCursorSortSwitches covers the unconfirmed sort parameters of cursor
+// pages (§3.2): by default both styles are honoured; CursorIgnoresSortBy
+// keeps only sort; CursorIgnoresSort lists oldest first whatever is asked.
+// Offset pages always honour sort_by/sort_order.
+func TestCursorSortSwitches(t *testing.T) {
+	t.Parallel()
+	beaAsc := []int64{101, 102, 103, 104, 105, 106, 107, 108, 109, 110, 111}
+	beaDesc := slices.Clone(beaAsc)
+	slices.Reverse(beaDesc)
+	commentsAsc := []int64{1004, 1005} // TicketBeaPending: Bea's question, then the agent's reply
+	commentsDesc := []int64{1005, 1004}
+	const (
+		cursorSortBy = "/api/v2/requests?page[size]=100&sort_by=created_at&sort_order=desc"
+		cursorSort   = "/api/v2/requests?page[size]=100&sort=-created_at"
+		cursorBoth   = "/api/v2/requests?page[size]=100&sort=-created_at&sort_by=created_at&sort_order=desc"
+		offsetSortBy = "/api/v2/requests?sort_by=created_at&sort_order=desc"
+		comments     = "/api/v2/requests/103/comments?page[size]=100&sort=-created_at"
+	)
+	tests := []struct {
+		name string
+		sw   Switches
+		path string
+		want []int64
+	}{
+		{"default: sort_by on cursor", Switches{}, cursorSortBy, beaDesc},
+		{"default: sort on cursor", Switches{}, cursorSort, beaDesc},
+		{"default: comments sort", Switches{}, comments, commentsDesc},
+		{"ignores sort_by: sort_by on cursor", Switches{CursorIgnoresSortBy: true}, cursorSortBy, beaAsc},
+		{"ignores sort_by: sort on cursor", Switches{CursorIgnoresSortBy: true}, cursorSort, beaDesc},
+		{"ignores sort_by: both on cursor", Switches{CursorIgnoresSortBy: true}, cursorBoth, beaDesc},
+		{"ignores sort_by: offset", Switches{CursorIgnoresSortBy: true}, offsetSortBy, beaDesc},
+		{"ignores sort_by: comments sort", Switches{CursorIgnoresSortBy: true}, comments, commentsDesc},
+		{"ignores sort: sort on cursor", Switches{CursorIgnoresSort: true}, cursorSort, beaAsc},
+		{"ignores sort: both on cursor", Switches{CursorIgnoresSort: true}, cursorBoth, beaAsc},
+		{"ignores sort: offset", Switches{CursorIgnoresSort: true}, offsetSortBy, beaDesc},
+		{"ignores sort: comments sort", Switches{CursorIgnoresSort: true}, comments, commentsAsc},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			srv := newTestServer(t, Options{Switches: tt.sw})
+			admin := mustToken(t, srv.Sandbox, DemoAdminEmail, "read write impersonate").AccessToken
+			r := do(t, srv, "GET", tt.path, admin, nil, withOBO(DemoBeaEmail))
+			wantStatus(t, r, http.StatusOK)
+			list := r.get("requests")
+			if strings.Contains(tt.path, "/comments") {
+				list = r.get("comments")
+			}
+			if got := ids(t, list); !slices.Equal(got, tt.want) {
+				t.Errorf("ids %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestImpersonationIgnoredOnCreate checks the switch that makes Zendesk
+// open a request as the token's owner despite X-On-Behalf-Of.
+func TestImpersonationIgnoredOnCreate(t *testing.T) {
+	t.Parallel()
+	srv := newTestServer(t, Options{Switches: Switches{ImpersonationIgnoredOnCreate: true}})
+	admin := mustToken(t, srv.Sandbox, DemoAdminEmail, "read write impersonate").AccessToken
+	body := map[string]any{"request": map[string]any{"subject": "Help!", "comment": map[string]any{"body": "As whom?"}}}
+	r := do(t, srv, "POST", "/api/v2/requests", admin, body, withOBO(DemoBeaEmail))
+	wantStatus(t, r, http.StatusCreated)
+	id := int64(r.num("request", "id"))
+	if got := int64(r.num("request", "requester_id")); got != DemoAdminID {
+		t.Errorf("requester_id = %d, want the admin %d", got, DemoAdminID)
+	}
+	tk, _ := srv.TicketByID(id)
+	if tk.RequesterID != DemoAdminID || tk.Comments[0].AuthorID != DemoAdminID {
+		t.Errorf("stored request %+v, want it the admin's", tk)
+	}
+	if w := srv.Writes(); len(w) != 1 || w[0].ActorID != DemoAdminID || w[0].OnBehalfOf != DemoBeaEmail {
+		t.Errorf("writes %+v, want one recorded under the admin despite X-On-Behalf-Of", w)
+	}
+	// Bea does not see it; other writes still act as her.
+	wantStatus(t, do(t, srv, "GET", fmt.Sprintf("/api/v2/requests/%d", id), admin, nil, withOBO(DemoBeaEmail)), http.StatusNotFound)
+	comment := map[string]any{"request": map[string]any{"comment": map[string]any{"body": "Me again"}}}
+	wantStatus(t, do(t, srv, "PUT", fmt.Sprintf("/api/v2/requests/%d", TicketBeaOpen), admin, comment, withOBO(DemoBeaEmail)), http.StatusOK)
+	if w := srv.Writes(); len(w) != 2 || w[1].ActorID != DemoBeaID {
+		t.Errorf("update recorded as %+v, want Bea", w)
+	}
+}
+
 func TestRequestsCollaboratorSees(t *testing.T) {
 	t.Parallel()
 	srv := newTestServer(t, Options{})
@@ -507,14 +591,16 @@ func TestRequestCreate(t *testing.T) {
 	})
 	t.Run("unverified", func(t *testing.T) {
 		t.Parallel()
-		wantStatus(t, do(t, srv, "POST", "/api/v2/requests", admin, body, withOBO(DemoUnverifiedEmail)), http.StatusCreated)
-		strict := newTestServer(t, Options{Switches: Switches{VerifiedRequired: true}})
+		strict := newTestServer(t, Options{})
 		tok := mustToken(t, strict.Sandbox, DemoAdminEmail, "read write impersonate").AccessToken
 		wantForbidden(t, do(t, strict, "POST", "/api/v2/requests", tok, body, withOBO(DemoUnverifiedEmail)))
 		wantStatus(t, do(t, strict, "POST", "/api/v2/requests", tok, body, withOBO(DemoBeaEmail)), http.StatusCreated)
 		if w := strict.Writes(); len(w) != 2 || w[0].Status != 403 || w[0].ActorID != DemoUnverifiedID {
 			t.Errorf("strict writes %+v", w)
 		}
+		lenient := newTestServer(t, Options{Switches: Switches{UnverifiedAllowed: true}})
+		tok = mustToken(t, lenient.Sandbox, DemoAdminEmail, "read write impersonate").AccessToken
+		wantStatus(t, do(t, lenient, "POST", "/api/v2/requests", tok, body, withOBO(DemoUnverifiedEmail)), http.StatusCreated)
 	})
 }
 
@@ -663,9 +749,9 @@ func TestSatisfactionRating(t *testing.T) {
 		{"admin without impersonation", Switches{}, nil, DemoAdminEmail, "", TicketBeaSolved, rateBody("good"), 403, "", ""},
 		{"agent", Switches{}, nil, DemoAgentEmail, "", TicketBeaSolved, rateBody("good"), 403, "", ""},
 		{"agent who requested it", Switches{}, func(tk *Ticket) { tk.RequesterID = DemoAgentID }, DemoAgentEmail, "", TicketBeaSolved, rateBody("good"), 403, "", ""},
-		{"unverified allowed", Switches{}, nil, DemoAdminEmail, DemoUnverifiedEmail, TicketDanaSolved, rateBody("good"), 200, "", "good"},
-		{"unverified refused", Switches{VerifiedRequired: true}, nil, DemoAdminEmail, DemoUnverifiedEmail, TicketDanaSolved, rateBody("good"), 403, "", ""},
-		{"verified with switch", Switches{VerifiedRequired: true}, nil, DemoAdminEmail, DemoBeaEmail, TicketBeaSolved, rateBody("good"), 200, "", "good"},
+		{"unverified refused", Switches{}, nil, DemoAdminEmail, DemoUnverifiedEmail, TicketDanaSolved, rateBody("good"), 403, "", ""},
+		{"unverified allowed by switch", Switches{UnverifiedAllowed: true}, nil, DemoAdminEmail, DemoUnverifiedEmail, TicketDanaSolved, rateBody("good"), 200, "", "good"},
+		{"verified with switch", Switches{UnverifiedAllowed: true}, nil, DemoAdminEmail, DemoBeaEmail, TicketBeaSolved, rateBody("good"), 200, "", "good"},
 		{"legacy CSAT off", Switches{LegacyCSATOff: true}, nil, DemoAdminEmail, DemoBeaEmail, TicketBeaSolved, rateBody("good"), 403, "", ""},
 		{"unknown ticket", Switches{}, nil, DemoAdminEmail, DemoBeaEmail, 99999, rateBody("good"), 404, "", ""},
 		{"malformed body", Switches{}, nil, DemoAdminEmail, DemoBeaEmail, TicketBeaSolved, `{"score":"good"}`, 400, "", ""},
@@ -702,13 +788,19 @@ func TestSatisfactionRating(t *testing.T) {
 				if after.Rating == nil || after.Rating.Score != tt.wantSet {
 					t.Fatalf("stored rating %+v, want %s", after.Rating, tt.wantSet)
 				}
-				if r.str("satisfaction_rating", "score") != tt.wantSet || int64(r.num("satisfaction_rating", "ticket_id")) != tt.id {
+				// The documented answer is an array of one (§3.2).
+				list, _ := r.get("satisfaction_rating").([]any)
+				var answer map[string]any
+				if len(list) == 1 {
+					answer, _ = list[0].(map[string]any)
+				}
+				if answer["score"] != tt.wantSet || answer["ticket_id"] != float64(tt.id) {
 					t.Errorf("answer %s", r.Raw)
 				}
 				if before.Rating != nil && after.Rating.ID != before.Rating.ID {
 					t.Errorf("replacement changed id %d -> %d", before.Rating.ID, after.Rating.ID)
 				}
-				if tt.name == "bad with reason" && (after.Rating.Reason != "The issue took too long to resolve" || r.num("satisfaction_rating", "reason_id") != 5) {
+				if tt.name == "bad with reason" && (after.Rating.Reason != "The issue took too long to resolve" || answer["reason_id"] != float64(5)) {
 					t.Errorf("reason %+v", after.Rating)
 				}
 			}
@@ -727,20 +819,43 @@ func TestSatisfactionRating(t *testing.T) {
 	}
 }
 
-func TestSatisfactionRatingAsArray(t *testing.T) {
+func TestSatisfactionRatingShape(t *testing.T) {
 	t.Parallel()
-	srv := newTestServer(t, Options{Switches: Switches{RatingAsArray: true}})
-	tok := mustToken(t, srv.Sandbox, DemoAdminEmail, "read write impersonate").AccessToken
-	r := do(t, srv, "POST", fmt.Sprintf("/api/v2/tickets/%d/satisfaction_rating", TicketBeaSolved), tok, rateBody("good"), withOBO(DemoBeaEmail))
-	wantStatus(t, r, http.StatusOK)
-	arr, ok := r.get("satisfaction_rating").([]any)
-	if !ok || len(arr) != 1 || arr[0].(map[string]any)["score"] != "good" {
-		t.Fatalf("answer %s, want an array of one rating", r.Raw)
+	tests := []struct {
+		name  string
+		sw    Switches
+		array bool
+	}{
+		{"array by default, as documented", Switches{}, true},
+		{"object with RatingAsObject", Switches{RatingAsObject: true}, false},
 	}
-	// The ticket's own field stays an object.
-	tr := do(t, srv, "GET", fmt.Sprintf("/api/v2/tickets/%d", TicketBeaSolved), tok, nil)
-	if tr.str("ticket", "satisfaction_rating", "score") != "good" {
-		t.Errorf("ticket rating %s", tr.Raw)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			srv := newTestServer(t, Options{Switches: tt.sw})
+			tok := mustToken(t, srv.Sandbox, DemoAdminEmail, "read write impersonate").AccessToken
+			r := do(t, srv, "POST", fmt.Sprintf("/api/v2/tickets/%d/satisfaction_rating", TicketBeaSolved), tok, rateBody("good"), withOBO(DemoBeaEmail))
+			wantStatus(t, r, http.StatusOK)
+			var rating map[string]any
+			switch v := r.get("satisfaction_rating").(type) {
+			case []any:
+				if tt.array && len(v) == 1 {
+					rating, _ = v[0].(map[string]any)
+				}
+			case map[string]any:
+				if !tt.array {
+					rating = v
+				}
+			}
+			if rating["score"] != "good" {
+				t.Fatalf("answer %s, want the rating as an array of one: %v", r.Raw, tt.array)
+			}
+			// The ticket's own field stays an object.
+			tr := do(t, srv, "GET", fmt.Sprintf("/api/v2/tickets/%d", TicketBeaSolved), tok, nil)
+			if tr.str("ticket", "satisfaction_rating", "score") != "good" {
+				t.Errorf("ticket rating %s", tr.Raw)
+			}
+		})
 	}
 }
 

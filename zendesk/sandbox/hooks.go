@@ -14,7 +14,9 @@ import (
 // They are test instruments; Zendesk has nothing like them.
 type Hooks struct {
 	// BeforeCall runs for every /api/v2 call as it arrives. It may block to
-	// hold the call (see Gate).
+	// hold the call (see Gate). A call whose client gives up while it is
+	// held goes no further: it is not counted and never reaches its
+	// handler.
 	BeforeCall func(r *http.Request)
 	// AfterWrite runs for every write that reached its handler, after the
 	// sandbox applied and recorded it and before the answer is sent. It

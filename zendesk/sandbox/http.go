@@ -1,7 +1,9 @@
 package sandbox
 
 import (
+	"bytes"
 	"encoding/json"
+	"io"
 	"math"
 	"net/http"
 	"strconv"
@@ -144,8 +146,19 @@ func (s *Sandbox) count(key string) {
 
 func (s *Sandbox) serveAPI(w http.ResponseWriter, r *http.Request) {
 	hooks := s.currentHooks()
+	// The body is read first: net/http watches for the client leaving
+	// only once the body has been read, and a held call must notice that.
+	body, bodyErr := readBody(r)
 	if hooks.BeforeCall != nil {
+		r.Body = io.NopCloser(bytes.NewReader(body))
 		hooks.BeforeCall(r)
+		if r.Context().Err() != nil {
+			// The client gave up while the call was held: it never
+			// arrives, so a held write is never applied behind the
+			// test's back. (Hold the answer with AfterWrite to have a
+			// write applied whose client gave up.)
+			return
+		}
 	}
 	// Latency first and outside the lock: every API call pays it, as a
 	// slow network would make it.
@@ -189,8 +202,7 @@ func (s *Sandbox) serveAPI(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	body, err := readBody(r)
-	if err != nil {
+	if bodyErr != nil {
 		badRequest(w, "InvalidBody", "The request body could not be read.")
 		return
 	}

@@ -54,7 +54,8 @@ func decodeCursor(s string) (cursorKey, bool) {
 
 // sortParams reads sort_by/sort_order (offset style) or sort ("-field",
 // cursor style). allowed[0] is the default field; the default order is
-// ascending.
+// ascending. On cursor pages the CursorIgnoresSortBy switch keeps only
+// sort, and CursorIgnoresSort keeps neither (§3.2).
 func (c *call) sortParams(allowed ...string) (string, bool, bool) {
 	q := c.r.URL.Query()
 	by, desc := allowed[0], false
@@ -62,24 +63,38 @@ func (c *call) sortParams(allowed ...string) (string, bool, bool) {
 		desc = strings.HasPrefix(v, "-")
 		by = strings.TrimPrefix(v, "-")
 	}
-	if v := q.Get("sort_by"); v != "" {
-		by = v
+	c.s.mu.Lock()
+	sw := c.s.switches
+	c.s.mu.Unlock()
+	cursor := cursorPaged(q)
+	if cursor && sw.CursorIgnoresSort {
+		return allowed[0], false, true
 	}
-	switch q.Get("sort_order") {
-	case "":
-	case "asc":
-		desc = false
-	case "desc":
-		desc = true
-	default:
-		badRequest(c.w, "InvalidParameter", "sort_order must be asc or desc")
-		return "", false, false
+	if !cursor || !sw.CursorIgnoresSortBy {
+		if v := q.Get("sort_by"); v != "" {
+			by = v
+		}
+		switch q.Get("sort_order") {
+		case "":
+		case "asc":
+			desc = false
+		case "desc":
+			desc = true
+		default:
+			badRequest(c.w, "InvalidParameter", "sort_order must be asc or desc")
+			return "", false, false
+		}
 	}
 	if !slices.Contains(allowed, by) {
 		badRequest(c.w, "InvalidParameter", "cannot sort by "+by)
 		return "", false, false
 	}
 	return by, desc, true
+}
+
+// cursorPaged reports whether the query asks for cursor pagination (§3.4).
+func cursorPaged(q url.Values) bool {
+	return q.Has("page[size]") || q.Has("page[after]") || q.Has("page[before]")
 }
 
 // paginate picks the page of an n-item list, sorted in display order, and
@@ -89,7 +104,7 @@ func (c *call) sortParams(allowed ...string) (string, bool, bool) {
 // reports false on bad parameters.
 func (c *call) paginate(resp map[string]any, n int, keyAt func(int) cursorKey, desc bool) (int, int, bool) {
 	q := c.r.URL.Query()
-	if !q.Has("page[size]") && !q.Has("page[after]") && !q.Has("page[before]") {
+	if !cursorPaged(q) {
 		pg, ok := c.offsetParams()
 		if !ok {
 			return 0, 0, false

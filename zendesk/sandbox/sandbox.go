@@ -40,7 +40,11 @@ type Options struct {
 }
 
 // Switches select among the plausible behaviours of points that
-// zendesk-api.md marks UNCONFIRMED.
+// zendesk-api.md marks UNCONFIRMED. The zero value is what the
+// documentation states, or what zendesk-api.md judges most likely where it
+// states nothing: ratings answered as an array, writes as unverified end
+// users refused, impersonation honoured, cursor lists sorted as asked.
+// Each switch turns on one other variant.
 type Switches struct {
 	// TokenJSONOnly makes POST /oauth/tokens refuse form bodies with 400
 	// invalid_request (§1.3: the docs say JSON).
@@ -56,12 +60,29 @@ type Switches struct {
 	AccessTokenTTL time.Duration
 	// RefreshTokenTTL is the refresh token lifetime; 0 means 30 days.
 	RefreshTokenTTL time.Duration
-	// RatingAsArray answers a rating as {"satisfaction_rating":[{...}]}, as
-	// the docs and the OAS show (§3.2), instead of an object.
-	RatingAsArray bool
-	// VerifiedRequired refuses writes made as an unverified end user with
-	// 403 (§2, §3.1).
-	VerifiedRequired bool
+	// RatingAsObject answers a rating as {"satisfaction_rating":{...}}, as
+	// real servers likely do, instead of the one-element array that the
+	// docs and the OAS show (§3.2).
+	RatingAsObject bool
+	// UnverifiedAllowed lets an unverified end user (or an admin acting as
+	// one) rate, open and update requests, as the impersonation page says
+	// (§2). Without it such writes are refused with 403, as the ratings and
+	// Requests references say (§3.1, §3.2).
+	UnverifiedAllowed bool
+	// ImpersonationIgnoredOnCreate makes POST /api/v2/requests ignore
+	// X-On-Behalf-Of: the request is recorded as the token owner's (§2
+	// does not say what Zendesk does when it will not impersonate).
+	ImpersonationIgnoredOnCreate bool
+	// CursorIgnoresSortBy makes cursor-paged lists (page[size], page[after]
+	// or page[before] present) ignore sort_by and sort_order while still
+	// honouring the cursor-style sort ("-created_at"): §3.2 says only that
+	// sort_by with page[size] on /api/v2/requests is unconfirmed.
+	CursorIgnoresSortBy bool
+	// CursorIgnoresSort makes cursor-paged lists ignore every sort
+	// parameter (sort, sort_by and sort_order) and list oldest first, so
+	// that a client must check dates instead of trusting the first page to
+	// be the newest (§3.2).
+	CursorIgnoresSort bool
 	// LegacyCSATOff refuses POST .../satisfaction_rating with 403 (§5).
 	LegacyCSATOff bool
 	// RevokeCurrentIgnored makes DELETE /api/v2/oauth/tokens/current.json
