@@ -28,6 +28,7 @@ import (
 	"github.com/onbehalf/onbehalf/oauthflow"
 	"github.com/onbehalf/onbehalf/store"
 	"github.com/onbehalf/onbehalf/views"
+	"github.com/onbehalf/onbehalf/zendesk"
 	"github.com/onbehalf/onbehalf/zendesk/sandbox"
 )
 
@@ -91,7 +92,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprintf(stdout, "Metrics on http://%s/metrics\n", mln.Addr())
 	}
 	// One HTTP client for every Zendesk call, counted by endpoint and status.
-	zendeskHTTP := &http.Client{Timeout: 60 * time.Second, Transport: m.Transport(nil)}
+	// Zendesk's transport closes idle connections sooner than Go's default,
+	// so a connection a load balancer has closed is not picked for a write
+	// (zendesk.NewTransport); the OAuth client too, as a refresh lost that
+	// way may already have rotated the token pair.
+	zendeskHTTP := &http.Client{Timeout: 60 * time.Second, Transport: m.Transport(zendesk.NewTransport(0))}
 
 	zendeskURL := cfg.zendeskBaseURL()
 	clientID, clientSecret := cfg.ZendeskClientID, cfg.ZendeskClientSecret
@@ -134,7 +139,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		ClientSecret: clientSecret,
 		RedirectURL:  redirectURL,
 		Scopes:       cfg.ZendeskScopes,
-		HTTPClient:   &http.Client{Timeout: 20 * time.Second, Transport: m.Transport(nil)},
+		HTTPClient:   &http.Client{Timeout: 20 * time.Second, Transport: m.Transport(zendesk.NewTransport(0))},
 	})
 	if err != nil {
 		return fmt.Errorf("oauth client: %w", err)

@@ -2,9 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"database/sql"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"mime/multipart"
@@ -23,6 +20,7 @@ import (
 	"github.com/PuerkitoBio/goquery"
 	_ "github.com/jackc/pgx/v5/stdlib"
 
+	"github.com/onbehalf/onbehalf/internal/testpg"
 	"github.com/onbehalf/onbehalf/store"
 	"github.com/onbehalf/onbehalf/zendesk/sandbox"
 )
@@ -45,35 +43,7 @@ func TestMain(m *testing.M) {
 // drops it at the end; without TEST_DATABASE_URL the test is skipped.
 func newTestPostgres(t *testing.T) string {
 	t.Helper()
-	base := os.Getenv("TEST_DATABASE_URL")
-	if base == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatal("TEST_DATABASE_URL is required in CI")
-		}
-		t.Skip("replica tests need PostgreSQL: set TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable")
-	}
-	admin, err := sql.Open("pgx", base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { admin.Close() })
-	b := make([]byte, 6)
-	rand.Read(b)
-	name := "onbehalf_replicas_" + hex.EncodeToString(b)
-	if _, err := admin.Exec("CREATE DATABASE " + name); err != nil {
-		t.Fatalf("create database: %v", err)
-	}
-	t.Cleanup(func() {
-		if _, err := admin.Exec("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)"); err != nil {
-			t.Errorf("drop database %s: %v", name, err)
-		}
-	})
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.Path = "/" + name
-	return u.String()
+	return testpg.Database(t, "onbehalf_replicas")
 }
 
 // freeAddr returns a loopback address nobody listens on right now.
@@ -485,13 +455,14 @@ func TestProcessStopsCleanlyOnSIGTERM(t *testing.T) {
 
 func TestReplicasRefreshAnExpiredTokenOnce(t *testing.T) {
 	t.Parallel()
-	// A 70-second access token: onbehalf refreshes a minute before expiry,
-	// so 10 seconds after login both replicas consider it due.
+	// An 8-second access token: onbehalf refreshes a quarter of its
+	// lifetime (2 s) before expiry, so 6.5 seconds after login both
+	// replicas consider it due.
 	c := newTestCluster(t, 2, sandbox.Options{Seed: 4, RateLimit: 60000, RateBurst: 1000,
-		Switches: sandbox.Switches{ExpiringTokens: true, AccessTokenTTL: 70 * time.Second}})
+		Switches: sandbox.Switches{ExpiringTokens: true, AccessTokenTTL: 8 * time.Second}})
 	ag := newAgent(t)
 	ag.login(c.replicas[0])
-	time.Sleep(10500 * time.Millisecond)
+	time.Sleep(6500 * time.Millisecond)
 	before := c.Sandbox.Stats().Refreshes
 	errs := make(chan error, 20)
 	for i := 0; i < 20; i++ {

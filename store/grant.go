@@ -26,11 +26,13 @@ const (
 	leaseTTL       = 2 * refreshTimeout
 	// flightTimeout bounds one refresh flight: wait out a dead holder's
 	// lease, then refresh ourselves.
-	flightTimeout   = leaseTTL + refreshTimeout + 10*time.Second
-	pollMin         = 10 * time.Millisecond
-	pollMax         = 200 * time.Millisecond
-	saveTimeout     = 10 * time.Second
-	tokenExpirySkew = time.Minute
+	flightTimeout = leaseTTL + refreshTimeout + 10*time.Second
+	pollMin       = 10 * time.Millisecond
+	pollMax       = 200 * time.Millisecond
+	saveTimeout   = 10 * time.Second
+	// maxRefreshMargin is how long before its expiry a token is refreshed,
+	// unless a quarter of its lifetime is shorter; see refreshMargin.
+	maxRefreshMargin = time.Minute
 )
 
 // Grant is one admin's Zendesk authorization: the OAuth token pair obtained
@@ -277,6 +279,11 @@ func (db *DB) refreshAsHolder(ctx context.Context, g *Grant, holder string, refr
 		// RFC 6749 §6: no new refresh token means the old one stays valid.
 		tok.RefreshToken = g.Token.RefreshToken
 	}
+	if tok.ExpiresIn <= 0 {
+		// The lifetime sets the refresh margin; the token returned must
+		// carry it just like the one saved.
+		tok.ExpiresIn = lifetimeSeconds(tokenLifetime(tok, db.now()))
+	}
 	sealed, err := db.sealToken(g.ID, g.AdminID, tok)
 	if err != nil {
 		return nil, fmt.Errorf("store: refresh grant %d: %w", g.ID, err)
@@ -301,9 +308,12 @@ func (db *DB) refreshAsHolder(ctx context.Context, g *Grant, holder string, refr
 }
 
 // TokenSource returns an oauth2.TokenSource for the grant, for the Zendesk
-// client. Token returns the cached token while it is valid (with a minute's
-// margin), else reloads the grant, and refreshes through RefreshGrant when
-// the stored token has expired too. Tokens without an expiry never refresh.
+// client. Token returns the cached token while it is fresh (see
+// refreshMargin), else reloads the grant, and refreshes through
+// RefreshGrant when the stored token is due too. Tokens without an expiry
+// never refresh. The source also implements zendesk.TokenReloader, so that
+// a request refused because a refresh elsewhere replaced its token is sent
+// again with the new one.
 func (db *DB) TokenSource(id int64, refresh RefreshFunc) oauth2.TokenSource {
 	return &grantTokenSource{db: db, id: id, refresh: refresh}
 }
@@ -341,12 +351,113 @@ func (s *grantTokenSource) Token() (*oauth2.Token, error) {
 	return cloneToken(tok), nil
 }
 
-// tokenFresh reports whether t can be used now without refreshing.
+// ReloadToken returns the token that replaced stale, which Zendesk has just
+// refused (zendesk.TokenReloader), or stale's token when nothing did.
+//
+// Zendesk rotates the pair on refresh and the old access token dies at
+// once (zendesk-api.md §1.3), so a request whose token another source or
+// replica refreshed meanwhile is refused although the grant is fine. The
+// cache may not know yet, so the grant is read again: a different stored
+// token is the replacement. The same stored token while a refresh lease is
+// held means Zendesk may already have rotated the pair while the new one is
+// not saved yet: ReloadToken then waits, like a refresh flight that lost the
+// lease, for the version to move, or for the lease to be released or to
+// lapse (then nothing replaced stale).
+func (s *grantTokenSource) ReloadToken(ctx context.Context, stale *oauth2.Token) (*oauth2.Token, error) {
+	if stale == nil {
+		return s.Token()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.tok != nil && s.tok.AccessToken != stale.AccessToken && tokenFresh(s.tok, s.db.now()) {
+		return cloneToken(s.tok), nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, flightTimeout)
+	defer cancel()
+	tok, err := s.db.reloadGrant(ctx, s.id, stale.AccessToken, s.refresh)
+	if err != nil {
+		return nil, err
+	}
+	s.tok = tok
+	return cloneToken(tok), nil
+}
+
+// reloadGrant is ReloadToken's database side: the grant's token if it is
+// not stale, after waiting out a refresh in flight; see ReloadToken.
+func (db *DB) reloadGrant(ctx context.Context, id int64, stale string, refresh RefreshFunc) (*oauth2.Token, error) {
+	delay := pollMin
+	for {
+		g, leaseUntil, err := db.findGrant(ctx, id)
+		if err != nil {
+			return nil, fmt.Errorf("store: reload grant %d: %w", id, err)
+		}
+		now := db.now()
+		switch {
+		case g.Token.AccessToken != stale && tokenFresh(g.Token, now):
+			return g.Token, nil
+		case g.Token.AccessToken != stale:
+			// Replaced, and due again already.
+			return db.RefreshGrant(ctx, id, refresh)
+		case leaseUntil == 0 || leaseUntil < toDBTime(now):
+			// No refresh under way: nothing replaced stale.
+			return g.Token, nil
+		}
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, fmt.Errorf("store: reload grant %d: waiting for a refresh: %w", id, context.Cause(ctx))
+		case <-db.closing:
+			t.Stop()
+			return nil, fmt.Errorf("store: reload grant %d: database closing", id)
+		case <-t.C:
+		}
+		delay = min(delay*2, pollMax)
+	}
+}
+
+// tokenFresh reports whether t can be used now without refreshing: it has
+// no expiry, or more than refreshMargin(t) to live.
 func tokenFresh(t *oauth2.Token, now time.Time) bool {
 	if t == nil || t.AccessToken == "" {
 		return false
 	}
-	return t.Expiry.IsZero() || now.Before(t.Expiry.Add(-tokenExpirySkew))
+	return t.Expiry.IsZero() || now.Before(t.Expiry.Add(-refreshMargin(t)))
+}
+
+// refreshMargin is how long before its expiry t is refreshed: a minute, to
+// absorb clock skew between us and Zendesk and the time a call takes, but
+// at most a quarter of t's lifetime (t.ExpiresIn, which the store fills
+// from what it saved). A fixed minute would make a token that lives less
+// than a minute look expired as soon as it arrives, and every call would
+// refresh it (zendesk-api.md §1.3 rotates the pair each time); a quarter
+// keeps it to about one refresh per lifetime. A token of unknown lifetime
+// gets the minute.
+func refreshMargin(t *oauth2.Token) time.Duration {
+	lifetime := time.Duration(t.ExpiresIn) * time.Second
+	if lifetime <= 0 {
+		return maxRefreshMargin
+	}
+	return min(maxRefreshMargin, lifetime/4)
+}
+
+// tokenLifetime is how long t was issued to live: Zendesk's expires_in
+// when the token carries it, else what is left until its expiry at now (a
+// token is saved right after it is issued); 0 when unknown or it has none.
+func tokenLifetime(t *oauth2.Token, now time.Time) time.Duration {
+	switch {
+	case t.ExpiresIn > 0:
+		return time.Duration(t.ExpiresIn) * time.Second
+	case !t.Expiry.IsZero() && t.Expiry.After(now):
+		return t.Expiry.Sub(now)
+	}
+	return 0
+}
+
+// lifetimeSeconds is a lifetime as oauth2.Token.ExpiresIn holds it, rounded
+// up so that a sub-second lifetime is not taken for "unknown".
+func lifetimeSeconds(d time.Duration) int64 {
+	return int64((d + time.Second - 1) / time.Second)
 }
 
 func cloneToken(t *oauth2.Token) *oauth2.Token {
@@ -380,6 +491,13 @@ func (db *DB) findGrant(ctx context.Context, id int64) (*Grant, int64, error) {
 	}
 	g.CreatedAt = fromDBTime(created)
 	g.UpdatedAt = fromDBTime(updated)
+	if g.Token.ExpiresIn == 0 && !g.Token.Expiry.IsZero() {
+		// Saved before lifetimes were kept: the row was last updated when
+		// its token was saved, right after Zendesk issued it.
+		if d := g.Token.Expiry.Sub(g.UpdatedAt); d > 0 {
+			g.Token.ExpiresIn = lifetimeSeconds(d)
+		}
+	}
 	return &g, leaseUntil.Int64, nil
 }
 
@@ -390,6 +508,10 @@ type storedToken struct {
 	RefreshToken string    `json:"refresh_token,omitempty"`
 	Expiry       time.Time `json:"expiry,omitzero"`
 	Scope        string    `json:"scope,omitempty"`
+	// Lifetime is how long the access token was issued to live, which
+	// sets its refresh margin (refreshMargin). Tokens saved before it was
+	// kept have none; findGrant estimates it.
+	Lifetime time.Duration `json:"lifetime,omitzero"`
 }
 
 // sealedFormat is the first byte of every grant ciphertext, so the format
@@ -412,10 +534,16 @@ func (db *DB) sealToken(grantID, adminID int64, tok *oauth2.Token) ([]byte, erro
 		TokenType:    tok.TokenType,
 		RefreshToken: tok.RefreshToken,
 		Expiry:       tok.Expiry.UTC(),
+		Lifetime:     tokenLifetime(tok, db.now()),
 	}
 	if scope, ok := tok.Extra("scope").(string); ok {
 		st.Scope = scope
 	}
+	return db.seal(grantID, adminID, st)
+}
+
+// seal encrypts st for the grant row.
+func (db *DB) seal(grantID, adminID int64, st storedToken) ([]byte, error) {
 	plain, err := json.Marshal(st)
 	if err != nil {
 		return nil, fmt.Errorf("seal token: %w", err)
@@ -446,6 +574,7 @@ func (db *DB) openToken(grantID, adminID int64, sealed []byte) (*oauth2.Token, e
 		TokenType:    st.TokenType,
 		RefreshToken: st.RefreshToken,
 		Expiry:       st.Expiry,
+		ExpiresIn:    lifetimeSeconds(st.Lifetime),
 	}
 	if st.Scope != "" {
 		tok = tok.WithExtra(map[string]any{"scope": st.Scope})

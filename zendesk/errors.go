@@ -38,7 +38,9 @@ const (
 	// ErrUnknownUser means Zendesk refused to act as the X-On-Behalf-Of user
 	// because no such user exists; Zendesk says so with a 401 invalid_token
 	// (§2), which the client tells apart from a dead token by probing
-	// /api/v2/users/me without the header.
+	// /api/v2/users/me without the header, with the very token that was
+	// refused (a token replaced by a refresh meanwhile is not a dead one:
+	// the call is sent again with the new token, see TokenReloader).
 	ErrUnknownUser Kind = "unknown user"
 	// ErrForbidden is a 403: a missing scope, a non-admin impersonating, a
 	// target who is not an active end user, an unverified end user or legacy
@@ -58,6 +60,8 @@ const (
 	// timeouts and context deadlines. The original error stays reachable with
 	// errors.As / errors.Is. Status is 0 unless the status line arrived and
 	// the body did not; a 2xx Status then means a write took effect.
+	// Error.NotSent tells a request that never went out (Zendesk cannot have
+	// acted) from one whose outcome is unknown.
 	ErrNetwork Kind = "network error"
 	// ErrUnexpected is any other answer: an unexpected status (3xx, 409, ...)
 	// or a success body that is not the JSON Zendesk documents.
@@ -99,8 +103,17 @@ type Error struct {
 	MissingScope string
 	// Hint is a sentence for a person explaining the likely causes of a 403.
 	Hint string
+	// NotSent reports that the request never reached Zendesk, so Zendesk
+	// cannot have acted on it: the call failed before a connection was
+	// made, the request could not be written in full, or the context,
+	// limiter or token source stopped it first. False means the request may
+	// have reached Zendesk (or the client cannot tell): a write that failed
+	// with ErrNetwork and NotSent false has an unknown outcome, and must be
+	// checked at Zendesk before it is sent again.
+	NotSent bool
 
 	cause error
+	conn  connInfo // the connection a network failure happened on
 }
 
 // Error returns a one-line description of the failure.
@@ -139,11 +152,55 @@ func (e *Error) Error() string {
 	if e.RetryAfter > 0 {
 		fmt.Fprintf(&b, "; retry after %s", e.RetryAfter)
 	}
+	if e.Kind == ErrNetwork {
+		b.WriteString(e.wireState())
+	}
 	if e.cause != nil {
 		b.WriteString(": ")
 		b.WriteString(e.cause.Error())
 	}
 	return b.String()
+}
+
+// wireState says how far a failed request got, for the message: whether it
+// went out, and on what connection. Logs of "the connection failed" are
+// then enough to tell a server closing an idle keep-alive connection from
+// one that never answered.
+func (e *Error) wireState() string {
+	switch {
+	case e.NotSent:
+		return " (not sent)"
+	case !e.conn.traced:
+		return ""
+	}
+	var b strings.Builder
+	b.WriteString(" (")
+	switch {
+	case e.conn.answered:
+		b.WriteString("sent, answer cut short")
+	case e.conn.wrote:
+		b.WriteString("sent, no answer")
+	}
+	if e.conn.reused {
+		fmt.Fprintf(&b, ", on a keep-alive connection reused after %s idle", e.conn.idle.Round(time.Millisecond))
+	} else {
+		b.WriteString(", on a new connection")
+	}
+	b.WriteString(")")
+	return b.String()
+}
+
+// droppedIdle reports whether e is a pooled keep-alive connection failing
+// under a request before any answer, which is how a server (or load
+// balancer) closing an idle connection just as the client picks it looks,
+// and whether sending the request again is safe: a read always is, a write
+// only if it never went out in full (NotSent), as Zendesk cannot act on a
+// request it did not get whole. A timeout is a slow server instead.
+func (e *Error) droppedIdle(write bool) bool {
+	if e.Kind != ErrNetwork || !e.conn.traced || !e.conn.reused || e.conn.answered || isTimeout(e.cause) {
+		return false
+	}
+	return !write || e.NotSent
 }
 
 // Is reports whether target is the sentinel of e's kind.
@@ -504,7 +561,7 @@ func forbiddenHint(e *Error, method, actingAs string) {
 // expiry): the admin must log in again. Token endpoint 5xx and transport
 // failures are transient; anything else is unexpected.
 func tokenSourceError(method, endpoint string, err error) *Error {
-	e := &Error{Kind: ErrUnexpected, Method: method, Endpoint: endpoint, cause: err}
+	e := &Error{Kind: ErrUnexpected, Method: method, Endpoint: endpoint, NotSent: true, cause: err}
 	var re *oauth2.RetrieveError
 	switch {
 	case errors.Is(err, ErrTokenInvalid):
@@ -548,4 +605,14 @@ func isTransportError(err error) bool {
 	}
 	var ne interface{ Timeout() bool }
 	return errors.As(err, &ne)
+}
+
+// isTimeout reports whether err is a deadline or a cancellation rather
+// than a connection failing.
+func isTimeout(err error) bool {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return true
+	}
+	var ne interface{ Timeout() bool }
+	return errors.As(err, &ne) && ne.Timeout()
 }

@@ -64,6 +64,8 @@ func (l *recordingLimiter) Wait(ctx context.Context) error {
 	return l.err
 }
 
+func (l *recordingLimiter) Delay() time.Duration { return 0 }
+
 func (l *recordingLimiter) Observe(info zendesk.RateInfo) {
 	l.mu.Lock()
 	defer l.mu.Unlock()

@@ -15,6 +15,11 @@ import (
 type Limiter interface {
 	// Wait blocks until a request may be sent, or returns ctx's error.
 	Wait(ctx context.Context) error
+	// Delay is how long a request would still have to wait for a pause
+	// (a Retry-After) in force right now; 0 when none is. The client asks
+	// it again just before a request goes out, so that a 429 that arrived
+	// while this request fetched its token still stops it.
+	Delay() time.Duration
 	// Observe reports what a response said about the rate limit. It is
 	// called after every response, including 429 and 503 answers.
 	Observe(info RateInfo)
