@@ -13,6 +13,12 @@ import (
 	"github.com/onbehalf/onbehalf/zendesk"
 )
 
+// ErrStopped marks an action stopped before its write went out, because its
+// bulk run was cancelled or paused meanwhile: the bulk engine's send check
+// returns an error wrapping it, or ends the action's context with a cause
+// wrapping it. Run answers it with CodeStopped and writes no audit row.
+var ErrStopped = errors.New("actions: stopped before anything was sent")
+
 // Refusal is a reason an action was not done (or failed), in words a person
 // can act on. Every error Run returns for the action itself is a *Refusal;
 // its Message is safe to show, its Err is for logs only.
@@ -84,6 +90,10 @@ const (
 	// temporary, and any further write may go the same way, so a bulk run
 	// must stop at it rather than carry on.
 	CodeImpersonationIgnored = "impersonation_ignored"
+	// CodeStopped means the action was stopped before anything was sent,
+	// because the bulk run it belongs to was cancelled or paused (ErrStopped).
+	// Nothing happened at Zendesk, so Run writes no audit row for it.
+	CodeStopped = "stopped"
 	// CodeRejected is any other refusal by Zendesk (or an answer we could
 	// not understand, or a re-check that could not tell whether an earlier
 	// attempt succeeded).
@@ -170,6 +180,9 @@ func explain(err error, c call) *Refusal {
 	}
 	ref := &Refusal{Status: status, Err: err}
 	switch {
+	case errors.Is(err, ErrStopped):
+		ref.Code, ref.Status = CodeStopped, 0
+		ref.Message = "Not sent: the run was stopped before this row went out."
 	case errors.Is(err, zendesk.ErrUnknownUser):
 		ref.Code, ref.Field = CodeUnknownUser, "user"
 		ref.Message = fmt.Sprintf("Zendesk has no user %s to act as. Check the email address or user id.", quoteRef(c.ref, c.user))
@@ -205,9 +218,12 @@ func explain(err error, c call) *Refusal {
 		}
 	case errors.Is(err, zendesk.ErrNetwork), errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		ref.Code = CodeNetwork
-		if c.write {
+		switch {
+		case c.write && ze != nil && ze.NotSent:
+			ref.Message = "Zendesk could not be reached, and nothing was sent; try again in a moment."
+		case c.write:
 			ref.Message = "The connection to Zendesk failed before it answered. " + unknownOutcome(c.kind)
-		} else {
+		default:
 			ref.Message = "Zendesk could not be reached (the connection failed or timed out); try again in a moment."
 		}
 	case errors.Is(err, zendesk.ErrBadRequest):

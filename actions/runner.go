@@ -258,6 +258,15 @@ func (r *Runner) Run(ctx context.Context, a Action, look Lookup, opt RunOptions)
 			refusal = r.do(ctx, a, c, opt, &out)
 		}
 	}
+	if refusal != nil && ctx.Err() != nil && errors.Is(context.Cause(ctx), ErrStopped) {
+		// The caller stopped the action (its bulk run was cancelled) while
+		// it waited or read: whatever failed, nothing was sent.
+		refusal = explain(context.Cause(ctx), call{})
+	}
+	if refusal != nil && refusal.Code == CodeStopped {
+		out.Message = refusal.Message
+		return out, refusal
+	}
 	outcome := store.OutcomeOK
 	if refusal != nil {
 		out.Message = refusal.Message

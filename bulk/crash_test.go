@@ -75,13 +75,13 @@ func TestEngineCrashRecovery(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, r := range []*store.Run{ratings, requests} {
-		if err := confirmer.Confirm(t.Context(), r.ID); err != nil {
+		if err := confirmer.Confirm(t.Context(), r.ID, env.admin, 0); err != nil {
 			t.Fatal(err)
 		}
 	}
 	// Row 2 of the requests: an earlier attempt reached Zendesk and the
 	// process died before recording it.
-	if _, err := env.db.BeginRowAttempt(t.Context(), requests.ID, 2); err != nil {
+	if err := env.db.BeginWrite(t.Context(), requests.ID, 2); err != nil {
 		t.Fatal(err)
 	}
 	zc, err := zendesk.New(env.sb.URL, env.db.TokenSource(env.grant.ID, deadRefresh))

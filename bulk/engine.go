@@ -10,6 +10,8 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -110,6 +112,9 @@ type Engine struct {
 
 	mu   sync.Mutex
 	runs map[int64]*runState
+	// working holds the rows this process is working, per run, so Cancel
+	// can stop them at once; see track.
+	working map[int64]map[int]*rowWork
 
 	// closeQueue releases what newQueue opened beside the store (the
 	// PostgreSQL listener pool), after the queue has stopped.
@@ -138,6 +143,7 @@ func NewEngine(ctx context.Context, cfg Config) (*Engine, error) {
 		refresh:    cfg.Refresh,
 		paused:     cmpOr(cfg.pausedSnooze, defaultPausedSnooze),
 		runs:       make(map[int64]*runState),
+		working:    make(map[int64]map[int]*rowWork),
 	}
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
@@ -147,6 +153,11 @@ func NewEngine(ctx context.Context, cfg Config) (*Engine, error) {
 	}
 	if e.throttle == nil {
 		e.throttle = NewThrottle(cfg.RateLimit, nil)
+		if cfg.DB.Dialect() == "postgres" {
+			// Replicas share the database: a Retry-After one of them
+			// gets pauses all of them.
+			e.throttle.SharePauses(dbPauses{db: cfg.DB, account: cfg.ZendeskURL})
+		}
 	}
 	rescue := cmpOr(cfg.RescueStuckJobsAfter, DefaultRescueStuckJobsAfter)
 	e.jobTimeout = rescue / 2
@@ -291,11 +302,21 @@ func (rowArgs) InsertOpts() river.InsertOpts {
 	return river.InsertOpts{MaxAttempts: jobMaxAttempts, UniqueOpts: river.UniqueOpts{ByArgs: true}}
 }
 
-// Confirm starts a previewed run: in ONE transaction the run becomes
-// queued, its valid rows queued, and one job per row is inserted. A run
-// that is not in preview any more gives store.ErrConflict.
-func (e *Engine) Confirm(ctx context.Context, runID int64) error {
-	err := e.db.StartRun(ctx, runID, func(tx *sql.Tx, rows []int) error {
+// Confirm starts a previewed run for its owner, by, on their current
+// sign-in grantID (0 keeps the run's): in ONE transaction the run becomes
+// queued, its valid rows queued, and one job is inserted for the first row
+// of each target (a ticket or request; for new requests, an end user); the
+// rows after it on the same target are queued one by one as each ends, so
+// they reach Zendesk in file order. A run that is not in preview any more
+// gives store.ErrConflict.
+func (e *Engine) Confirm(ctx context.Context, runID int64, by actions.Admin, grantID int64) error {
+	run, err := e.db.FindRunByID(ctx, runID)
+	if err != nil {
+		return fmt.Errorf("bulk: confirm run %d: %w", runID, err)
+	}
+	kind := actions.Kind(run.Kind)
+	target := func(r store.RunRow) string { return targetOf(kind, r.Action) }
+	err = e.db.StartRun(ctx, runID, store.Actor{ID: by.ID, Name: by.Name}, grantID, target, func(tx *sql.Tx, rows []int) error {
 		for len(rows) > 0 {
 			n := min(len(rows), 1000)
 			params := make([]river.InsertManyParams, n)
@@ -319,20 +340,68 @@ func (e *Engine) Confirm(ctx context.Context, runID int64) error {
 	return nil
 }
 
-// Cancel cancels a run: its remaining rows become skipped ("Cancelled by
-// <admin>."). A row being sent right now is left to its worker, which
-// records what Zendesk answered; if it has to try again it is skipped too.
-func (e *Engine) Cancel(ctx context.Context, runID int64) error {
-	run, err := e.db.FindRunByID(ctx, runID)
+// targetOf names what a stored action acts on, for ordering: rows with the
+// same target run one after another in file order. Ratings, comments and
+// solves act on a ticket; a new request on its end user (whose newest
+// requests the re-check reads).
+func targetOf(k actions.Kind, data []byte) string {
+	a, err := decodeAction(k, data)
 	if err != nil {
-		return fmt.Errorf("bulk: cancel run %d: %w", runID, err)
+		return ""
 	}
-	reason := fmt.Sprintf("Cancelled by %s.", run.AdminName)
-	if _, err := e.db.CancelRun(ctx, runID, reason, e.now().Add(-e.jobTimeout)); err != nil {
-		return fmt.Errorf("bulk: cancel run %d: %w", runID, err)
+	if id := a.TicketID(); id > 0 {
+		return "ticket:" + strconv.FormatInt(id, 10)
 	}
-	e.forget(runID)
-	return nil
+	return "user:" + strings.ToLower(strings.TrimSpace(a.EndUser()))
+}
+
+// errRunCancelled is the cause given to the contexts of rows being worked
+// when their run is cancelled.
+var errRunCancelled = fmt.Errorf("%w: the run was cancelled", actions.ErrStopped)
+
+// Cancel cancels a run on behalf of by (any admin may: it is a brake). Its
+// rows that are not in flight are skipped ("Cancelled by <admin>.") and
+// their queued jobs removed, in one transaction; rows of the run that
+// workers of this process hold (waiting in the throttle, reading) are
+// stopped at once. A row whose write is already on its way is left to its
+// worker, which records what Zendesk answered: the result counts them
+// (InFlight), and the run page says "Cancelling…" until they end. No other
+// write of the run starts after Cancel returns, on any replica: every write
+// passes the store's send gate (store.BeginWrite) first.
+func (e *Engine) Cancel(ctx context.Context, runID int64, by actions.Admin) (store.CancelResult, error) {
+	reason := fmt.Sprintf("Cancelled by %s.", by.Name)
+	res, err := e.db.CancelRun(ctx, runID, store.Actor{ID: by.ID, Name: by.Name}, reason, func(tx *sql.Tx) error {
+		return e.dropJobs(ctx, tx, runID)
+	})
+	if err != nil {
+		return res, fmt.Errorf("bulk: cancel run %d: %w", runID, err)
+	}
+	e.stopRows(runID)
+	if res.InFlight == 0 {
+		e.forget(runID)
+	}
+	return res, nil
+}
+
+// dropJobs deletes the queued jobs (not the running ones) of run runID
+// inside tx. River keeps the arguments as JSON; the predicate is the one
+// place that reads them, in each database's syntax.
+func (e *Engine) dropJobs(ctx context.Context, tx *sql.Tx, runID int64) error {
+	pred := "args ->> '$.run_id' = @run_id"
+	if e.db.Dialect() == "postgres" {
+		pred = "(args->>'run_id')::bigint = @run_id"
+	}
+	const batch = 10000
+	for {
+		res, err := e.queue.JobDeleteManyTx(ctx, tx, river.NewJobDeleteManyParams().First(batch).
+			Kinds(rowArgs{}.Kind()).Where(pred, river.NamedArgs{"run_id": runID}))
+		if err != nil {
+			return err
+		}
+		if len(res.Jobs) < batch {
+			return nil
+		}
+	}
 }
 
 // Progress is what the progress page shows.

@@ -32,10 +32,10 @@ func TestEngineRunsRatingsEndToEnd(t *testing.T) {
 		t.Fatalf("imported %d rows (%d valid, %d invalid), want 43/42/1", run.Total, run.Valid, run.Invalid)
 	}
 	e := env.newEngine(t, 6000, nil)
-	if err := e.Confirm(t.Context(), run.ID); err != nil {
+	if err := e.Confirm(t.Context(), run.ID, env.admin, 0); err != nil {
 		t.Fatalf("Confirm: %v", err)
 	}
-	if err := e.Confirm(t.Context(), run.ID); !errors.Is(err, store.ErrConflict) {
+	if err := e.Confirm(t.Context(), run.ID, env.admin, 0); !errors.Is(err, store.ErrConflict) {
 		t.Errorf("second Confirm = %v, want ErrConflict", err)
 	}
 	waitRun(t, env.db, run.ID, 60*time.Second, store.RunDone)
@@ -146,7 +146,7 @@ func TestEngineRetryFailedAndPreflight(t *testing.T) {
 	if _, err := e.RetryFailed(t.Context(), run.ID, env.admin, env.grant.ID); !errors.Is(err, ErrNoFailedRows) {
 		t.Errorf("RetryFailed before running = %v, want ErrNoFailedRows", err)
 	}
-	if err := e.Confirm(t.Context(), run.ID); err != nil {
+	if err := e.Confirm(t.Context(), run.ID, env.admin, 0); err != nil {
 		t.Fatal(err)
 	}
 	waitRun(t, env.db, run.ID, 30*time.Second, store.RunDone)
@@ -171,14 +171,14 @@ func TestEngineCancel(t *testing.T) {
 	tickets := rateableTickets(t, env.sb, 101, 300, 60)
 	run := env.mustImport(t, actions.KindRate, ratingCSV(t, env.sb, tickets))
 	e := env.newEngine(t, 6000, func(c *Config) { c.Workers = 2 })
-	if err := e.Confirm(t.Context(), run.ID); err != nil {
+	if err := e.Confirm(t.Context(), run.ID, env.admin, 0); err != nil {
 		t.Fatal(err)
 	}
 	waitCounts(t, env.db, run.ID, 30*time.Second, "3 rows done", func(c store.RunCounts) bool { return c.Done >= 3 })
-	if err := e.Cancel(t.Context(), run.ID); err != nil {
+	if _, err := e.Cancel(t.Context(), run.ID, env.admin); err != nil {
 		t.Fatalf("Cancel: %v", err)
 	}
-	if err := e.Cancel(t.Context(), run.ID); !errors.Is(err, store.ErrConflict) {
+	if _, err := e.Cancel(t.Context(), run.ID, env.admin); !errors.Is(err, store.ErrConflict) {
 		t.Errorf("second Cancel = %v, want ErrConflict", err)
 	}
 	c := waitCounts(t, env.db, run.ID, 30*time.Second, "no row left", func(c store.RunCounts) bool { return c.Remaining() == 0 })
@@ -213,7 +213,7 @@ func TestEnginePausesOnRevokedGrantAndResumes(t *testing.T) {
 	tickets := rateableTickets(t, env.sb, 101, 300, 40)
 	run := env.mustImport(t, actions.KindRate, ratingCSV(t, env.sb, tickets))
 	e := env.newEngine(t, 6000, func(c *Config) { c.Workers = 2 })
-	if err := e.Confirm(t.Context(), run.ID); err != nil {
+	if err := e.Confirm(t.Context(), run.ID, env.admin, 0); err != nil {
 		t.Fatal(err)
 	}
 	waitCounts(t, env.db, run.ID, 30*time.Second, "3 rows done", func(c store.RunCounts) bool { return c.Done >= 3 })
@@ -256,7 +256,7 @@ func TestEngineFaults(t *testing.T) {
 	tickets := rateableTickets(t, env.sb, 101, 360, 80)
 	run := env.mustImport(t, actions.KindRate, ratingCSV(t, env.sb, tickets))
 	e := env.newEngine(t, limit, nil)
-	if err := e.Confirm(t.Context(), run.ID); err != nil {
+	if err := e.Confirm(t.Context(), run.ID, env.admin, 0); err != nil {
 		t.Fatal(err)
 	}
 	waitRun(t, env.db, run.ID, 120*time.Second, store.RunDone)
@@ -294,14 +294,17 @@ func TestEngineGivesUpAfterMaxAttempts(t *testing.T) {
 	run := env.mustImport(t, actions.KindRate, ratingCSV(t, env.sb, tickets))
 	env.sb.SetFaults(sandbox.Faults{Rate5xx: 1}) // every call: 500 or 502
 	e := env.newEngine(t, 6000, func(c *Config) { c.retryBase = 10 * time.Millisecond })
-	if err := e.Confirm(t.Context(), run.ID); err != nil {
+	if err := e.Confirm(t.Context(), run.ID, env.admin, 0); err != nil {
 		t.Fatal(err)
 	}
 	waitRun(t, env.db, run.ID, 60*time.Second, store.RunDone)
 	for _, r := range mustRows(t, env.db, run.ID) {
-		if r.State != store.RowFailed || r.Attempts != maxAttempts || !strings.Contains(r.Error, "gave up") {
-			t.Errorf("row %d = %s after %d attempts: %q; want failed after %d attempts, saying it gave up",
-				r.Number, r.State, r.Attempts, r.Error, maxAttempts)
+		// Every read failed, so no write was ever sent: the row's
+		// attempts (writes that may have reached Zendesk) stay 0, and the
+		// job's attempts ran out instead.
+		if r.State != store.RowFailed || r.Attempts != 0 || !strings.Contains(r.Error, "gave up") {
+			t.Errorf("row %d = %s after %d writes: %q; want failed with no write sent, saying it gave up",
+				r.Number, r.State, r.Attempts, r.Error)
 		}
 	}
 	// Every row's first attempt reached Run and left a "failed" audit row;
@@ -330,7 +333,7 @@ func TestEngineStopThenRestart(t *testing.T) {
 	tickets := rateableTickets(t, env.sb, 101, 300, 40)
 	run := env.mustImport(t, actions.KindRate, ratingCSV(t, env.sb, tickets))
 	e := env.newEngine(t, 6000, func(c *Config) { c.Workers = 5 })
-	if err := e.Confirm(t.Context(), run.ID); err != nil {
+	if err := e.Confirm(t.Context(), run.ID, env.admin, 0); err != nil {
 		t.Fatal(err)
 	}
 	waitCounts(t, env.db, run.ID, 30*time.Second, "5 rows done", func(c store.RunCounts) bool { return c.Done >= 5 })

@@ -39,12 +39,17 @@ type engineEnv struct {
 
 func newEngineEnv(t testing.TB, opts sandbox.Options) *engineEnv {
 	t.Helper()
+	return newEngineEnvOn(t, opts, "sqlite:"+filepath.Join(t.TempDir(), "onbehalf.db"))
+}
+
+// newEngineEnvOn is newEngineEnv on the database dsn.
+func newEngineEnvOn(t testing.TB, opts sandbox.Options, dsn string) *engineEnv {
+	t.Helper()
 	sb, err := sandbox.Start(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { sb.Close() })
-	dsn := "sqlite:" + filepath.Join(t.TempDir(), "onbehalf.db")
 	db := mustOpenStore(t, dsn)
 	env := &engineEnv{sb: sb, db: db, dsn: dsn, admin: actions.Admin{ID: sandbox.DemoAdminID, Name: "Ada Admin"}}
 	env.grant = env.newGrant(t)

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/onbehalf/onbehalf/store"
 	"github.com/onbehalf/onbehalf/zendesk"
 )
 
@@ -40,6 +41,45 @@ type Throttle struct {
 
 	waits, observed429, observed503 int64
 	waitedTotal                     time.Duration
+
+	// shared, when set, keeps Retry-After pauses where every replica sees
+	// them (SharePauses).
+	shared PauseStore
+	// sharedUntil is the latest pause this throttle wrote to shared.
+	sharedUntil time.Time
+}
+
+// PauseStore keeps a Zendesk account's Retry-After pause where every
+// replica sees it (the database, on PostgreSQL).
+type PauseStore interface {
+	// RatePause returns when the pause ends (zero: none).
+	RatePause(ctx context.Context) (time.Time, error)
+	// ExtendRatePause makes the pause last at least until until.
+	ExtendRatePause(ctx context.Context, until time.Time) error
+}
+
+// SharePauses makes the throttle keep 429 and 503 pauses in p as well as in
+// memory, and look at p before every call it lets through: a Retry-After
+// that one replica got stops every replica until it has passed
+// (zendesk-api.md §4.2: the limit is the account's). Call it before use.
+func (t *Throttle) SharePauses(p PauseStore) {
+	t.mu.Lock()
+	t.shared = p
+	t.mu.Unlock()
+}
+
+// dbPauses is a PauseStore on the store's database.
+type dbPauses struct {
+	db      *store.DB
+	account string
+}
+
+func (p dbPauses) RatePause(ctx context.Context) (time.Time, error) {
+	return p.db.RatePause(ctx, p.account)
+}
+
+func (p dbPauses) ExtendRatePause(ctx context.Context, until time.Time) error {
+	return p.db.ExtendRatePause(ctx, p.account, until)
 }
 
 // ThrottleStats counts what a Throttle did, for logs and tests.
@@ -105,6 +145,40 @@ func (t *Throttle) rateLocked(now time.Time) float64 {
 // waiting callers are served in order; a block that starts while it sleeps
 // (another call got a 429) makes it wait for that too.
 func (t *Throttle) Wait(ctx context.Context) error {
+	for {
+		if err := t.waitLocal(ctx); err != nil {
+			return err
+		}
+		t.mu.Lock()
+		shared := t.shared
+		t.mu.Unlock()
+		if shared == nil {
+			return nil
+		}
+		// Another replica may have been told to wait: the pause it saved
+		// holds here too. A database that does not answer does not stop
+		// the calls: Zendesk's own 429s still would.
+		until, err := shared.RatePause(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				t.giveBack()
+				return ctx.Err()
+			}
+			return nil
+		}
+		t.mu.Lock()
+		now := t.now()
+		if !now.Before(until) {
+			t.mu.Unlock()
+			return nil
+		}
+		t.blockLocked(now, until)
+		t.mu.Unlock()
+	}
+}
+
+// waitLocal is Wait within this process: the bucket and the pauses it knows.
+func (t *Throttle) waitLocal(ctx context.Context) error {
 	counted := false
 	for {
 		t.mu.Lock()
@@ -165,18 +239,38 @@ func (t *Throttle) giveBack() {
 // caller until then when none are left.
 func (t *Throttle) Observe(info zendesk.RateInfo) {
 	t.mu.Lock()
-	defer t.mu.Unlock()
-	now := t.now()
-	// block stops everyone for d; the bucket earns nothing meanwhile, so
-	// calls resume at the rate, not with a burst.
-	block := func(d time.Duration) {
-		if until := now.Add(d); until.After(t.blockedUntil) {
-			t.blockedUntil = until
-			t.refillLocked(now)
-			t.tokens = min(t.tokens, 0)
-			t.last = until
-		}
+	before := t.blockedUntil
+	t.observeLocked(info)
+	shared, until := t.shared, t.blockedUntil
+	share := shared != nil && until.After(before) && until.After(t.sharedUntil)
+	if share {
+		t.sharedUntil = until
 	}
+	t.mu.Unlock()
+	if share {
+		// Written before the caller goes on, so that the replicas see the
+		// pause as soon as possible; a failure leaves them to find out
+		// from Zendesk.
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = shared.ExtendRatePause(ctx, until)
+	}
+}
+
+// blockLocked stops everyone until until; the bucket earns nothing
+// meanwhile, so calls resume at the rate, not with a burst.
+func (t *Throttle) blockLocked(now, until time.Time) {
+	if until.After(t.blockedUntil) {
+		t.blockedUntil = until
+		t.refillLocked(now)
+		t.tokens = min(t.tokens, 0)
+		t.last = until
+	}
+}
+
+func (t *Throttle) observeLocked(info zendesk.RateInfo) {
+	now := t.now()
+	block := func(d time.Duration) { t.blockLocked(now, now.Add(d)) }
 	switch info.Status {
 	case http.StatusTooManyRequests:
 		t.observed429++
@@ -222,6 +316,31 @@ func (t *Throttle) Delay() time.Duration {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return max(0, t.blockedUntil.Sub(t.now()))
+}
+
+// PauseLeft is how long a call made now would have to wait for a pause:
+// Delay, or the pause another replica saved (SharePauses), whichever ends
+// later. It reads the shared pause afresh, so it is the check to make last
+// before a write goes out.
+func (t *Throttle) PauseLeft(ctx context.Context) time.Duration {
+	t.mu.Lock()
+	shared := t.shared
+	t.mu.Unlock()
+	d := t.Delay()
+	if shared == nil {
+		return d
+	}
+	until, err := shared.RatePause(ctx)
+	if err != nil {
+		return d
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	now := t.now()
+	if now.Before(until) {
+		t.blockLocked(now, until)
+	}
+	return max(d, until.Sub(now))
 }
 
 // RatePerMinute is the rate the throttle keeps to now: the configured rate,

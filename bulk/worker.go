@@ -2,10 +2,12 @@ package bulk
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/riverqueue/river"
@@ -23,39 +25,68 @@ type rowWorker struct {
 
 // Work implements river.Worker.
 func (w *rowWorker) Work(ctx context.Context, job *river.Job[rowArgs]) error {
-	return w.e.work(ctx, job.Args.RunID, job.Args.Row)
+	return w.e.work(ctx, job.Args.RunID, job.Args.Row, job.Attempt)
+}
+
+// rowWork is a row this process is working. Cancel stops it through
+// cancel unless it has reached its send gate: from then on its write may be
+// on its way, and its worker must record what Zendesk answered.
+type rowWork struct {
+	cancel  context.CancelCauseFunc
+	sending atomic.Bool
+	// sent is set once the send gate let the write through.
+	sent atomic.Bool
+}
+
+// track registers a row being worked and returns its context, which Cancel
+// ends with errRunCancelled; done unregisters it.
+func (e *Engine) track(ctx context.Context, runID int64, number int) (context.Context, *rowWork, func()) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	rw := &rowWork{cancel: cancel}
+	e.mu.Lock()
+	if e.working[runID] == nil {
+		e.working[runID] = make(map[int]*rowWork)
+	}
+	e.working[runID][number] = rw
+	e.mu.Unlock()
+	return ctx, rw, func() {
+		e.mu.Lock()
+		delete(e.working[runID], number)
+		if len(e.working[runID]) == 0 {
+			delete(e.working, runID)
+		}
+		e.mu.Unlock()
+		cancel(nil)
+	}
+}
+
+// stopRows ends the rows of run runID that this process holds and that
+// have not reached their send gate: a row waiting in the throttle or on a
+// read gives its place back at once instead of sending nothing later.
+func (e *Engine) stopRows(runID int64) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, rw := range e.working[runID] {
+		if !rw.sending.Load() {
+			rw.cancel(errRunCancelled)
+		}
+	}
 }
 
 // work runs one row. It returns nil when the row has its terminal state (or
 // had one already), river.JobSnooze when Zendesk asked us to wait or the run
 // is paused (no attempt spent), and an error when a failure that may pass
 // should be retried with back-off. On the row's last attempt such a failure
-// fails the row with its reason instead. Attempts are counted on the row,
-// not the job, so attempts cut short by a crash count too and the row still
-// fails with a reason long before River would give up on the job.
-func (e *Engine) work(ctx context.Context, runID int64, number int) error {
-	run, err := e.db.FindRunByID(ctx, runID)
+// fails the row with its reason instead. The row's Attempts count the
+// writes that may have reached Zendesk (counted at the send gate), which is
+// what tells the next attempt to re-check first; the job's attempts count
+// every attempt that failed (snoozes excluded). Either reaching maxAttempts
+// makes the attempt the last.
+func (e *Engine) work(ctx context.Context, runID int64, number, jobAttempt int) error {
+	run, row, err := e.db.ClaimRow(ctx, runID, number)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil // the run was deleted: nothing to do
 	}
-	if err != nil {
-		return err
-	}
-	switch run.State {
-	case store.RunCancelled:
-		e.finish(ctx, runID, number, store.RowResult{State: store.RowSkipped, Error: run.PausedReason})
-		return nil
-	case store.RunPaused:
-		return river.JobSnooze(e.paused)
-	case store.RunPreview:
-		return fmt.Errorf("bulk: row %d of run %d queued before the run was confirmed", number, runID)
-	case store.RunQueued:
-		if _, err := e.db.SetRunState(ctx, runID, []string{store.RunQueued}, store.RunRunning, ""); err != nil {
-			return err
-		}
-	}
-
-	row, err := e.db.BeginRowAttempt(ctx, runID, number)
 	if err != nil {
 		return err
 	}
@@ -64,34 +95,42 @@ func (e *Engine) work(ctx context.Context, runID int64, number int) error {
 	default:
 		return nil // terminal already: a retry, a rescue or another replica finished it
 	}
-	last := row.Attempts+1 >= maxAttempts
-	snooze := func(d time.Duration) error {
-		d = max(d, time.Second)
-		if err := e.db.SnoozeRow(ctx, runID, number, e.now().Add(d)); err != nil {
-			return err
-		}
-		return river.JobSnooze(d)
+	switch run.State {
+	case store.RunCancelled:
+		// A row of a cancelled run left in flight by a worker that died.
+		return e.finish(ctx, run.ID, number, store.RowResult{State: store.RowSkipped, Error: cancelledReason(run, row)})
+	case store.RunPaused:
+		return river.JobSnooze(e.paused)
+	case store.RunPreview:
+		return fmt.Errorf("bulk: row %d of run %d queued before the run was confirmed", number, runID)
 	}
+
+	ctx, rw, done := e.track(ctx, runID, number)
+	defer done()
+	at := &attempt{e: e, run: run, number: number, rw: rw,
+		last: row.Attempts+1 >= maxAttempts || jobAttempt >= maxAttempts}
+
 	// A long Retry-After: give the worker slot back rather than sit in
 	// the throttle until the job times out.
 	if d := e.throttle.Delay(); d > maxHold {
-		return snooze(d)
+		return at.snooze(ctx, d)
 	}
-
 	kind := actions.Kind(run.Kind)
 	a, err := decodeAction(kind, row.Action)
 	if err != nil {
-		e.finish(ctx, runID, number, store.RowResult{State: store.RowFailed,
+		return e.finish(ctx, runID, number, store.RowResult{State: store.RowFailed,
 			Error: "onbehalf could not read this row's stored action; upload the row again."})
-		return nil
 	}
 	rs, err := e.state(run)
 	if err != nil {
 		return err
 	}
 	if err := e.prefetch(ctx, rs, run, number); err != nil {
+		if stopped := at.stopped(ctx, err); stopped != nil {
+			return *stopped
+		}
 		if t, d := zendesk.Classify(err); t == zendesk.WaitAndRetry {
-			return snooze(d)
+			return at.snooze(ctx, d)
 		}
 		// Otherwise the lookups fall back to one call per value.
 		e.log.Warn("bulk: prefetch failed", "run", runID, "row", number, "err", err)
@@ -101,24 +140,124 @@ func (e *Engine) work(ctx context.Context, runID int64, number int) error {
 	if r, ok := a.(actions.Rate); ok && recheck {
 		done, err := e.rateAlreadyDone(ctx, rs, run, number, r)
 		if err != nil {
-			return e.failure(ctx, runID, number, rs.grantID, last, snooze, actions.Explain(err))
+			return at.failure(ctx, rs.grantID, actions.Outcome{}, err)
 		}
 		if done {
 			return nil
 		}
 	}
-	out, err := rs.runner.Run(ctx, a, rs.batch, actions.RunOptions{RunID: runID, RowID: int64(number), Recheck: recheck})
-	if err == nil {
-		e.finish(ctx, runID, number, store.RowResult{State: store.RowDone, HTTPStatus: out.Status,
-			ZendeskID: out.ZendeskID, Error: out.Warning})
+	// Every write of this row passes the send gate first: the last check,
+	// in the database, that the run still runs (security of Cancel, on
+	// every replica), after the throttle's wait and the token fetch.
+	runner := *rs.runner
+	runner.Zendesk = rs.zc.BeforeWrite(func(ctx context.Context) error {
+		rw.sending.Store(true)
+		if err := e.db.BeginWrite(ctx, runID, number); err != nil {
+			if errors.Is(err, store.ErrConflict) {
+				// The run was cancelled or paused, or the row ended.
+				return fmt.Errorf("%w: %w", actions.ErrStopped, err)
+			}
+			return err
+		}
+		// The gate is a database write and may take a moment; a 429 that
+		// came back meanwhile, here or on another replica, stops this
+		// write too: back to the throttle, the gate undone.
+		if e.throttle.PauseLeft(ctx) > 0 {
+			rw.sending.Store(false)
+			if err := e.db.EndAttempt(ctx, runID, number, false, time.Time{}); err != nil {
+				return err
+			}
+			return zendesk.ErrWaitAgain
+		}
+		rw.sent.Store(true)
 		return nil
+	})
+	out, err := runner.Run(ctx, a, rs.batch, actions.RunOptions{RunID: runID, RowID: int64(number), Recheck: recheck})
+	if err == nil {
+		return e.finish(ctx, runID, number, store.RowResult{State: store.RowDone, HTTPStatus: out.Status,
+			ZendeskID: out.ZendeskID, Error: out.Warning})
 	}
-	return e.failure(ctx, runID, number, rs.grantID, last, snooze, err)
+	return at.failure(ctx, rs.grantID, out, err)
 }
 
-// failure decides what a failed attempt means for the row. err is what
-// Runner.Run returned, or a Refusal.
-func (e *Engine) failure(ctx context.Context, runID int64, number int, grantID int64, last bool, snooze func(time.Duration) error, err error) error {
+// cancelledReason is what a skipped row of a cancelled run says.
+func cancelledReason(run *store.Run, row store.RunRow) string {
+	reason := run.PausedReason
+	if reason == "" {
+		reason = "The run was cancelled."
+	}
+	if row.Attempts > 0 {
+		reason += " An earlier attempt of this row went out without an answer, so Zendesk may have made the change; check it there."
+	}
+	return reason
+}
+
+// attempt is one attempt at one row.
+type attempt struct {
+	e      *Engine
+	run    *store.Run
+	number int
+	rw     *rowWork
+	// last: a failure that may pass fails the row instead of retrying.
+	last bool
+}
+
+// snooze hands the row back to the queue for d without spending an
+// attempt: Zendesk asked us to wait, and did nothing (a 429 or 503).
+func (at *attempt) snooze(ctx context.Context, d time.Duration) error {
+	d = max(d, time.Second)
+	dctx, cancel := detached(ctx)
+	defer cancel()
+	if err := at.e.db.EndAttempt(dctx, at.run.ID, at.number, false, at.e.now().Add(d)); err != nil {
+		return err
+	}
+	return river.JobSnooze(d)
+}
+
+// stopped reports what to return when err means the row must not go on
+// because its run was cancelled (Cancel ended its context, or the send gate
+// refused) or paused, or another worker ended the row; nil otherwise.
+func (at *attempt) stopped(ctx context.Context, err error) *error {
+	e := at.e
+	dctx, cancel := detached(ctx)
+	defer cancel()
+	var ret error
+	switch {
+	case errors.Is(context.Cause(ctx), errRunCancelled) && !at.rw.sent.Load(),
+		errors.Is(err, store.ErrRunNotRunning):
+		run, ferr := e.db.FindRunByID(dctx, at.run.ID)
+		switch {
+		case ferr != nil:
+			ret = ferr
+		case run.State == store.RunPaused:
+			if err := e.db.EndAttempt(dctx, at.run.ID, at.number, false, time.Time{}); err != nil {
+				ret = err
+			} else {
+				ret = river.JobSnooze(e.paused)
+			}
+		default:
+			// Cancelled: Cancel skipped the row already unless it was in
+			// flight, and it was not: its write never passed the gate.
+			ret = e.finish(ctx, at.run.ID, at.number, store.RowResult{State: store.RowSkipped,
+				Error: cancelledReason(run, store.RunRow{})})
+		}
+	case errors.Is(err, store.ErrConflict) && !at.rw.sent.Load():
+		ret = nil // the row ended elsewhere before its write went out
+	default:
+		return nil
+	}
+	return &ret
+}
+
+// failure decides what a failed attempt means for the row. out and err are
+// what Runner.Run returned, or err is a Refusal.
+func (at *attempt) failure(ctx context.Context, grantID int64, out actions.Outcome, err error) error {
+	if stopped := at.stopped(ctx, err); stopped != nil {
+		return *stopped
+	}
+	e, runID, number := at.e, at.run.ID, at.number
+	dctx, cancel := detached(ctx)
+	defer cancel()
 	var ref *actions.Refusal
 	// Run returns a bare Refusal when the attempt's outcome is known; a
 	// wrapped one (or a plain error) means the audit row could not be
@@ -137,14 +276,14 @@ func (e *Engine) failure(ctx context.Context, runID int64, number int, grantID i
 			e.log.Info("bulk: run paused: sign-in expired", "run", runID)
 		} else if cur, ferr := e.db.FindRunByID(ctx, runID); ferr == nil && cur.GrantID != grantID {
 			// The admin logged in again meanwhile: try at once with the new grant.
-			if err := e.db.SnoozeRow(ctx, runID, number, time.Time{}); err != nil {
+			if err := e.db.EndAttempt(dctx, runID, number, false, time.Time{}); err != nil {
 				return err
 			}
 			return river.JobSnooze(time.Second)
 		}
-		// Nothing was sent; the row waits for a login, not for the rate
+		// Nothing was done; the row waits for a login, not for the rate
 		// limit, so it does not count as Waiting.
-		if err := e.db.SnoozeRow(ctx, runID, number, time.Time{}); err != nil {
+		if err := e.db.EndAttempt(dctx, runID, number, false, time.Time{}); err != nil {
 			return err
 		}
 		return river.JobSnooze(e.paused)
@@ -154,45 +293,85 @@ func (e *Engine) failure(ctx context.Context, runID int64, number int, grantID i
 		if d <= 0 {
 			d = zendesk.DefaultRetryAfter
 		}
-		return snooze(d)
+		return at.snooze(ctx, d)
+	case ref.Code == actions.CodeImpersonationIgnored:
+		// Zendesk made the change, but not as the end user: every further
+		// row would do the same. Stop the run and say why.
+		ferr := e.finish(ctx, runID, number, store.RowResult{State: store.RowFailed, HTTPStatus: out.Status,
+			ZendeskID: out.ZendeskID, Error: ref.Message})
+		e.stopRun(ctx, runID, "onbehalf stopped this run: "+ref.Message)
+		return ferr
 	case ref.Temporary() || auditLost:
-		// Network, 5xx, lost audit row: the outcome is unknown, so the
-		// attempt stays counted and the next one re-checks first.
-		if last {
-			e.finish(ctx, runID, number, store.RowResult{State: store.RowFailed, HTTPStatus: ref.Status,
+		// Network, 5xx, lost audit row: if the write went out, the outcome
+		// is unknown, so the attempt stays counted and the next one
+		// re-checks first.
+		if at.last {
+			return e.finish(ctx, runID, number, store.RowResult{State: store.RowFailed, HTTPStatus: ref.Status,
 				Error: ref.Message + " (gave up after several attempts)"})
-			return nil
+		}
+		// A write that provably never left (zendesk.Error.NotSent) cannot
+		// have acted; any other failure after the gate may have.
+		var ze *zendesk.Error
+		mayHaveActed := at.rw.sent.Load() && !(errors.As(err, &ze) && ze.NotSent)
+		if eerr := e.db.EndAttempt(dctx, runID, number, mayHaveActed, time.Time{}); eerr != nil {
+			return eerr
 		}
 		return err
 	}
-	e.finish(ctx, runID, number, store.RowResult{State: store.RowFailed, HTTPStatus: ref.Status, Error: ref.Message})
-	return nil
+	return e.finish(ctx, runID, number, store.RowResult{State: store.RowFailed, HTTPStatus: ref.Status, Error: ref.Message})
 }
 
-// finish records a terminal state and, if it was the run's last row, ends
-// the run. It logs instead of failing: the row's job must not run again
-// because of a bookkeeping error after Zendesk acted.
-func (e *Engine) finish(ctx context.Context, runID int64, number int, res store.RowResult) {
-	// Detached: the job's context may be ending, the record must land.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+// stopRun cancels a run on the engine's own account, with reason, when
+// going on would do harm; it logs rather than fails.
+func (e *Engine) stopRun(ctx context.Context, runID int64, reason string) {
+	ctx, cancel := detached(ctx)
 	defer cancel()
-	ok, err := e.db.FinishRow(ctx, runID, number, res)
-	if err != nil {
-		e.log.Error("bulk: finish row", "run", runID, "row", number, "err", err)
+	_, err := e.db.CancelRun(ctx, runID, store.Actor{Name: "onbehalf"}, reason, func(tx *sql.Tx) error {
+		return e.dropJobs(ctx, tx, runID)
+	})
+	if err != nil && !errors.Is(err, store.ErrConflict) {
+		e.log.Error("bulk: stop run", "run", runID, "err", err)
 		return
 	}
+	e.stopRows(runID)
+	e.log.Warn("bulk: run stopped", "run", runID, "reason", reason)
+}
+
+// detached is ctx without its cancellation and with a deadline of its own:
+// bookkeeping after Zendesk acted must land even when the job's context is
+// ending.
+func detached(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+}
+
+// finish records a terminal state (queuing the next row on the same target
+// in the same transaction) and, if it was the run's last row, ends the run.
+// A failure to record is returned, so River runs the job again; the next
+// attempt re-checks with Zendesk before sending anything.
+func (e *Engine) finish(ctx context.Context, runID int64, number int, res store.RowResult) error {
+	ctx, cancel := detached(ctx)
+	defer cancel()
+	ok, err := e.db.FinishRow(ctx, runID, number, res, func(tx *sql.Tx, next int) error {
+		_, err := e.queue.InsertTx(ctx, tx, rowArgs{RunID: runID, Row: next}, nil)
+		return err
+	})
+	if err != nil {
+		e.log.Error("bulk: finish row", "run", runID, "row", number, "err", err)
+		return err
+	}
 	if !ok {
-		return
+		return nil
 	}
 	done, err := e.db.FinishRunIfDone(ctx, runID)
 	if err != nil {
 		e.log.Error("bulk: finish run", "run", runID, "err", err)
-		return
+		return nil
 	}
 	if done {
 		e.forget(runID)
 		e.log.Info("bulk: run done", "run", runID)
 	}
+	return nil
 }
 
 // prefetch fills the run's Batch with the users and tickets of the 100 rows
@@ -266,6 +445,5 @@ func (e *Engine) rateAlreadyDone(ctx context.Context, rs *runState, run *store.R
 	if err := e.db.CreateAuditEvent(ctx, ev); err != nil {
 		return false, err
 	}
-	e.finish(ctx, run.ID, number, store.RowResult{State: store.RowDone, ZendeskID: sr.ID})
-	return true, nil
+	return true, e.finish(ctx, run.ID, number, store.RowResult{State: store.RowDone, ZendeskID: sr.ID})
 }

@@ -411,7 +411,8 @@ func (a *app) handleConfirm() echo.HandlerFunc {
 				Message:    fmt.Sprintf("You confirmed %d changes, but the run now has %d to send. Nothing was sent; look at the preview again.", seen, counts.Pending),
 				ActionHref: fmt.Sprintf("/bulk/runs/%d", id), ActionLabel: "Back to the preview"}
 		}
-		if err := a.bulk.Confirm(ctx, id); err != nil {
+		admin := adminOf(c)
+		if err := a.bulk.Confirm(ctx, id, actions.Admin{ID: admin.ID, Name: admin.Name}, int64Value(sessionOf(c), keyGrantID)); err != nil {
 			if errors.Is(err, store.ErrConflict) {
 				return &pageError{Status: http.StatusConflict, Heading: "Already started",
 					Message:    "This run was already confirmed (perhaps in another tab). Nothing was sent twice.",
@@ -430,7 +431,8 @@ func (a *app) handleCancel() echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		if err := a.bulk.Cancel(c.Request().Context(), id); err != nil {
+		admin := adminOf(c)
+		if _, err := a.bulk.Cancel(c.Request().Context(), id, actions.Admin{ID: admin.ID, Name: admin.Name}); err != nil {
 			return err
 		}
 		if err := a.setNotice(c, "The run was cancelled: rows not yet sent are skipped."); err != nil {

@@ -291,19 +291,26 @@ func pageBounds(limit, offset int) (int, int) {
 }
 
 // StartRun confirms a run in ONE transaction: the run goes from RunPreview to
-// RunQueued (from any other state: ErrConflict), its valid pending rows to
-// RowQueued, and enqueue is called with the transaction and their numbers so
-// the job queue inserts one job per row in the same transaction. If enqueue
-// fails nothing changes; if the commit fails no job exists either.
-func (db *DB) StartRun(ctx context.Context, runID int64, enqueue func(tx *sql.Tx, rows []int) error) error {
+// RunQueued (from any other state: ErrConflict), records by as the admin who
+// confirmed it and, when grantID is not 0, switches to that grant (the
+// confirming admin's current sign-in); its valid pending rows become
+// RowQueued. Rows that act on the same target (target(row), "" for none)
+// are chained in file order (RunRow.After and Next): only the first row of
+// each chain is handed to enqueue, with the transaction, so the job queue
+// inserts those jobs in the same transaction; FinishRow queues each next
+// row when the one before it ends. If enqueue fails nothing changes; if the
+// commit fails no job exists either.
+func (db *DB) StartRun(ctx context.Context, runID int64, by Actor, grantID int64, target func(RunRow) string,
+	enqueue func(tx *sql.Tx, rows []int) error) error {
 	tx, err := db.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("store: start run %d: %w", runID, err)
 	}
 	defer tx.Rollback()
 	now := toDBTime(db.now())
-	res, err := tx.ExecContext(ctx, db.dialect.rebind(`UPDATE bulk_runs SET state = ?, started_at = ?
-		WHERE id = ? AND state = ?`), RunQueued, now, runID, RunPreview)
+	res, err := tx.ExecContext(ctx, db.dialect.rebind(`UPDATE bulk_runs SET state = ?, started_at = ?,
+		confirmed_by_id = ?, confirmed_by_name = ?, grant_id = CASE WHEN ? > 0 THEN ? ELSE grant_id END
+		WHERE id = ? AND state = ?`), RunQueued, now, by.ID, by.Name, grantID, grantID, runID, RunPreview)
 	if err != nil {
 		return fmt.Errorf("store: start run %d: %w", runID, err)
 	}
@@ -324,25 +331,55 @@ func (db *DB) StartRun(ctx context.Context, runID int64, enqueue func(tx *sql.Tx
 		WHERE run_id = ? AND state = ? AND valid = 1`), RowQueued, now, runID, RowPending); err != nil {
 		return fmt.Errorf("store: start run %d: queue rows: %w", runID, err)
 	}
-	rows, err := tx.QueryContext(ctx, db.dialect.rebind(`SELECT number FROM bulk_rows
+	rows, err := tx.QueryContext(ctx, db.dialect.rebind(`SELECT number, action FROM bulk_rows
 		WHERE run_id = ? AND state = ? ORDER BY number`), runID, RowQueued)
 	if err != nil {
 		return fmt.Errorf("store: start run %d: list rows: %w", runID, err)
 	}
-	var numbers []int
+	var heads []int
+	var links [][2]int // {earlier, later} on one target
+	last := map[string]int{}
 	for rows.Next() {
-		var n int
-		if err := rows.Scan(&n); err != nil {
+		var r RunRow
+		var action string
+		if err := rows.Scan(&r.Number, &action); err != nil {
 			rows.Close()
 			return fmt.Errorf("store: start run %d: list rows: %w", runID, err)
 		}
-		numbers = append(numbers, n)
+		r.RunID, r.Action = runID, []byte(action)
+		key := ""
+		if target != nil {
+			key = target(r)
+		}
+		if prev, ok := last[key]; ok && key != "" {
+			links = append(links, [2]int{prev, r.Number})
+		} else {
+			heads = append(heads, r.Number)
+		}
+		if key != "" {
+			last[key] = r.Number
+		}
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("store: start run %d: list rows: %w", runID, err)
 	}
-	if err := enqueue(tx, numbers); err != nil {
+	if len(links) > 0 {
+		st, err := tx.PrepareContext(ctx, db.dialect.rebind(`UPDATE bulk_rows SET
+			next_number = CASE WHEN number = ? THEN ? ELSE next_number END,
+			after_number = CASE WHEN number = ? THEN ? ELSE after_number END
+			WHERE run_id = ? AND number IN (?, ?)`))
+		if err != nil {
+			return fmt.Errorf("store: start run %d: chain rows: %w", runID, err)
+		}
+		defer st.Close()
+		for _, l := range links {
+			if _, err := st.ExecContext(ctx, l[0], l[1], l[1], l[0], runID, l[0], l[1]); err != nil {
+				return fmt.Errorf("store: start run %d: chain rows %d and %d: %w", runID, l[0], l[1], err)
+			}
+		}
+	}
+	if err := enqueue(tx, heads); err != nil {
 		return fmt.Errorf("store: start run %d: enqueue: %w", runID, err)
 	}
 	if err := tx.Commit(); err != nil {
@@ -477,39 +514,59 @@ func (db *DB) ResumeRunsForAdmin(ctx context.Context, adminID, newGrantID int64)
 	return ids, nil
 }
 
+// unknownOutcomeNote is added to the reason of a skipped row whose earlier
+// attempt may have reached Zendesk without an answer.
+const unknownOutcomeNote = " An earlier attempt of this row went out without an answer, so Zendesk may have made the change; check it there."
+
 // CancelRun cancels a run that has not ended, in one transaction: the run
-// becomes RunCancelled with reason, and its pending and queued rows become
-// RowSkipped with reason as their error, except rows whose attempt began at
-// or after inFlightSince: those may be at Zendesk right now, so their worker
-// finishes them (done or failed), or skips them if it has to try again. It
-// returns the number of rows skipped, and ErrConflict if the run had ended.
-func (db *DB) CancelRun(ctx context.Context, runID int64, reason string, inFlightSince time.Time) (int, error) {
+// becomes RunCancelled with reason, naming by as who cancelled it, and every
+// row that has not ended and is not in flight becomes RowSkipped with reason
+// as its error. Rows in flight (their write passed BeginWrite) are left to
+// their workers, which record how each ended. dropJobs, if not nil, is
+// called in the same transaction to remove the queued jobs of the run, so
+// they cost the queue nothing. It returns ErrConflict if the run had ended.
+func (db *DB) CancelRun(ctx context.Context, runID int64, by Actor, reason string, dropJobs func(tx *sql.Tx) error) (CancelResult, error) {
 	tx, err := db.db.BeginTx(ctx, nil)
 	if err != nil {
-		return 0, fmt.Errorf("store: cancel run %d: %w", runID, err)
+		return CancelResult{}, fmt.Errorf("store: cancel run %d: %w", runID, err)
 	}
 	defer tx.Rollback()
 	ok, err := db.setRunState(ctx, tx, runID, []string{RunPreview, RunQueued, RunRunning, RunPaused}, RunCancelled, reason)
 	if err != nil {
-		return 0, fmt.Errorf("store: cancel run %d: %w", runID, err)
+		return CancelResult{}, fmt.Errorf("store: cancel run %d: %w", runID, err)
 	}
 	if !ok {
-		return 0, fmt.Errorf("store: cancel run %d: run has ended: %w", runID, ErrConflict)
+		return CancelResult{}, fmt.Errorf("store: cancel run %d: run has ended: %w", runID, ErrConflict)
 	}
-	res, err := tx.ExecContext(ctx, db.dialect.rebind(`UPDATE bulk_rows SET state = ?, error = ?,
-		waiting_until = 0, updated_at = ? WHERE run_id = ? AND state IN (?, ?) AND attempt_at < ?`),
-		RowSkipped, reason, toDBTime(db.now()), runID, RowPending, RowQueued, dbTimeOrZero(inFlightSince))
+	if _, err := tx.ExecContext(ctx, db.dialect.rebind(`UPDATE bulk_runs SET cancelled_by_id = ?, cancelled_by_name = ?
+		WHERE id = ?`), by.ID, by.Name, runID); err != nil {
+		return CancelResult{}, fmt.Errorf("store: cancel run %d: %w", runID, err)
+	}
+	res, err := tx.ExecContext(ctx, db.dialect.rebind(`UPDATE bulk_rows SET state = ?,
+		error = CASE WHEN attempts > 0 THEN ? ELSE ? END, waiting_until = 0, updated_at = ?
+		WHERE run_id = ? AND state IN (?, ?) AND in_flight = 0`),
+		RowSkipped, reason+unknownOutcomeNote, reason, toDBTime(db.now()), runID, RowPending, RowQueued)
 	if err != nil {
-		return 0, fmt.Errorf("store: cancel run %d: skip rows: %w", runID, err)
+		return CancelResult{}, fmt.Errorf("store: cancel run %d: skip rows: %w", runID, err)
 	}
 	n, err := res.RowsAffected()
 	if err != nil {
-		return 0, fmt.Errorf("store: cancel run %d: skip rows: %w", runID, err)
+		return CancelResult{}, fmt.Errorf("store: cancel run %d: skip rows: %w", runID, err)
+	}
+	out := CancelResult{Skipped: int(n)}
+	if err := tx.QueryRowContext(ctx, db.dialect.rebind(`SELECT COUNT(*) FROM bulk_rows
+		WHERE run_id = ? AND state IN (?, ?)`), runID, RowPending, RowQueued).Scan(&out.InFlight); err != nil {
+		return CancelResult{}, fmt.Errorf("store: cancel run %d: count rows in flight: %w", runID, err)
+	}
+	if dropJobs != nil {
+		if err := dropJobs(tx); err != nil {
+			return CancelResult{}, fmt.Errorf("store: cancel run %d: drop jobs: %w", runID, err)
+		}
 	}
 	if err := tx.Commit(); err != nil {
-		return 0, fmt.Errorf("store: cancel run %d: commit: %w", runID, err)
+		return CancelResult{}, fmt.Errorf("store: cancel run %d: commit: %w", runID, err)
 	}
-	return int(n), nil
+	return out, nil
 }
 
 func boolInt(b bool) int {

@@ -42,6 +42,15 @@ type RunRow struct {
 	WaitingUntil   time.Time
 	PreflightError string
 	UpdatedAt      time.Time
+	// InFlight reports that a write of this row passed the send gate
+	// (BeginWrite) and its answer is not recorded yet: a worker is sending
+	// it, or died while it did.
+	InFlight bool
+	// After is the row of the same run that acts on the same target and
+	// must end before this one starts (0 for none); Next is the row that
+	// waits for this one. StartRun links them, so rows on one ticket (or,
+	// for new requests, one end user) run one after another in file order.
+	After, Next int
 }
 
 // RowResult is how a row ended, for FinishRow.
@@ -81,8 +90,12 @@ type RunCounts struct {
 // Remaining is the number of rows that still have to run.
 func (c RunCounts) Remaining() int { return c.Pending + c.Queued }
 
-const rowColumns = `run_id, number, cells, action, valid, errors, row_key, duplicate, state,
+const rowInsertColumns = `run_id, number, cells, action, valid, errors, row_key, duplicate, state,
 	http_status, error, zendesk_id, attempts, attempt_at, waiting_until, preflight_error, updated_at`
+
+const rowColumns = `run_id, number, cells, action, valid, errors, row_key, duplicate, state,
+	http_status, error, zendesk_id, attempts, attempt_at, waiting_until, preflight_error, updated_at,
+	in_flight, after_number, next_number`
 
 // InsertRunRows stores one batch of rows of run runID. CreateRunWithRows
 // calls it inside its transaction; on its own it runs in a transaction of
@@ -129,7 +142,8 @@ func (ins *rowInserter) stmt(ctx context.Context, n int) (*sql.Stmt, error) {
 		return s, nil
 	}
 	var b strings.Builder
-	b.WriteString("INSERT INTO bulk_rows (" + rowColumns + ") VALUES ")
+	// in_flight, after_number and next_number start at their defaults.
+	b.WriteString("INSERT INTO bulk_rows (" + rowInsertColumns + ") VALUES ")
 	one := "(?" + strings.Repeat(", ?", 16) + ")"
 	for i := range n {
 		if i > 0 {
@@ -250,11 +264,11 @@ func (db *DB) queryRows(ctx context.Context, q queryer, query string, args ...an
 func scanRow(s scanner) (RunRow, error) {
 	var r RunRow
 	var cells, errs, action string
-	var valid, dup int
+	var valid, dup, inFlight int
 	var attemptAt, waiting, updated int64
 	if err := s.Scan(&r.RunID, &r.Number, &cells, &action, &valid, &errs, &r.Key, &dup, &r.State,
 		&r.HTTPStatus, &r.Error, &r.ZendeskID, &r.Attempts, &attemptAt, &waiting, &r.PreflightError,
-		&updated); err != nil {
+		&updated, &inFlight, &r.After, &r.Next); err != nil {
 		return RunRow{}, err
 	}
 	if err := json.Unmarshal([]byte(cells), &r.Cells); err != nil {
@@ -266,7 +280,7 @@ func scanRow(s scanner) (RunRow, error) {
 	if action != "" {
 		r.Action = []byte(action)
 	}
-	r.Valid, r.Duplicate = valid != 0, dup != 0
+	r.Valid, r.Duplicate, r.InFlight = valid != 0, dup != 0, inFlight != 0
 	r.AttemptAt, r.WaitingUntil, r.UpdatedAt = timeOrZero(attemptAt), timeOrZero(waiting), timeOrZero(updated)
 	return r, nil
 }
@@ -316,7 +330,8 @@ func (db *DB) EachRunRow(ctx context.Context, runID int64, fn func(RunRow) error
 func (db *DB) RunCounts(ctx context.Context, runID int64) (RunCounts, error) {
 	rows, err := db.query(ctx, `SELECT state, COUNT(*),
 		SUM(CASE WHEN waiting_until > ? THEN 1 ELSE 0 END),
-		SUM(CASE WHEN preflight_error <> '' THEN 1 ELSE 0 END)
+		SUM(CASE WHEN preflight_error <> '' THEN 1 ELSE 0 END),
+		SUM(in_flight)
 		FROM bulk_rows WHERE run_id = ? GROUP BY state`, toDBTime(db.now()), runID)
 	if err != nil {
 		return RunCounts{}, fmt.Errorf("store: count rows of run %d: %w", runID, err)
@@ -325,12 +340,15 @@ func (db *DB) RunCounts(ctx context.Context, runID int64) (RunCounts, error) {
 	var c RunCounts
 	for rows.Next() {
 		var state string
-		var n, waiting, pre int
-		if err := rows.Scan(&state, &n, &waiting, &pre); err != nil {
+		var n, waiting, pre, inFlight int
+		if err := rows.Scan(&state, &n, &waiting, &pre, &inFlight); err != nil {
 			return RunCounts{}, fmt.Errorf("store: count rows of run %d: %w", runID, err)
 		}
 		c.Total += n
 		c.PreflightErrors += pre
+		if state == RowPending || state == RowQueued {
+			c.InFlight += inFlight
+		}
 		switch state {
 		case RowInvalid:
 			c.Invalid = n
@@ -353,40 +371,92 @@ func (db *DB) RunCounts(ctx context.Context, runID int64) (RunCounts, error) {
 	return c, nil
 }
 
-// BeginRowAttempt records that a worker is about to send the row: attempts
-// goes up by one and attempt_at is now. It returns the row as it was before
-// (so Attempts > 0 means an earlier attempt may have reached Zendesk). A row
-// that is already terminal is returned unchanged and nothing is recorded.
-func (db *DB) BeginRowAttempt(ctx context.Context, runID int64, number int) (RunRow, error) {
-	now := toDBTime(db.now())
-	r, err := scanRow(db.queryRow(ctx, `UPDATE bulk_rows SET attempts = attempts + 1, attempt_at = ?,
-		waiting_until = 0, updated_at = ? WHERE run_id = ? AND number = ? AND state IN (?, ?)
-		RETURNING `+rowColumns, now, now, runID, number, RowPending, RowQueued))
-	switch {
-	case err == nil:
-		r.Attempts--
-		return r, nil
-	case errors.Is(err, sql.ErrNoRows):
-		r, err := db.FindRunRow(ctx, runID, number)
-		if err != nil {
-			return RunRow{}, fmt.Errorf("store: begin attempt: %w", err)
-		}
-		return r, nil
+// ErrRunNotRunning is what BeginWrite returns when the row's run is not
+// queued or running any more (cancelled, paused, done): nothing of it may be
+// sent. It wraps ErrConflict.
+var ErrRunNotRunning = fmt.Errorf("the run is not running: %w", ErrConflict)
+
+// ClaimRow loads row number of run runID and its run for a worker about to
+// work it. A queued run becomes running. A row found in flight was left so
+// by a worker that died while its write was out (River hands the row to
+// another worker only after that one stopped answering): the flag is
+// cleared, and the row's Attempts still tell that an earlier write may have
+// reached Zendesk. A row that has ended is returned as it is.
+func (db *DB) ClaimRow(ctx context.Context, runID int64, number int) (*Run, RunRow, error) {
+	run, err := db.FindRunByID(ctx, runID)
+	if err != nil {
+		return nil, RunRow{}, fmt.Errorf("store: claim row %d: %w", number, err)
 	}
-	return RunRow{}, fmt.Errorf("store: begin attempt of row %d of run %d: %w", number, runID, err)
+	if run.State == RunQueued {
+		if _, err := db.exec(ctx, `UPDATE bulk_runs SET state = ? WHERE id = ? AND state = ?`,
+			RunRunning, runID, RunQueued); err != nil {
+			return nil, RunRow{}, fmt.Errorf("store: claim row %d of run %d: %w", number, runID, err)
+		}
+		run.State = RunRunning
+	}
+	now := toDBTime(db.now())
+	r, err := scanRow(db.queryRow(ctx, `UPDATE bulk_rows SET in_flight = 0, waiting_until = 0, updated_at = ?
+		WHERE run_id = ? AND number = ? AND state IN (?, ?) RETURNING `+rowColumns,
+		now, runID, number, RowPending, RowQueued))
+	if errors.Is(err, sql.ErrNoRows) {
+		r, err = db.FindRunRow(ctx, runID, number)
+	}
+	if err != nil {
+		return nil, RunRow{}, fmt.Errorf("store: claim row %d of run %d: %w", number, runID, err)
+	}
+	return run, r, nil
 }
 
-// SnoozeRow records that the row's current attempt was turned away before
-// Zendesk did anything (a 429, a 503 with Retry-After, a paused run): the
-// attempt BeginRowAttempt counted is taken back, so the next one is not
-// treated as having an unknown earlier outcome, and the row counts as
-// waiting until until (zero: not waiting, e.g. for a paused run).
-func (db *DB) SnoozeRow(ctx context.Context, runID int64, number int, until time.Time) error {
-	_, err := db.exec(ctx, `UPDATE bulk_rows SET attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END,
-		waiting_until = ?, updated_at = ? WHERE run_id = ? AND number = ? AND state IN (?, ?)`,
-		dbTimeOrZero(until), toDBTime(db.now()), runID, number, RowPending, RowQueued)
+// BeginWrite is the send gate: the last thing a worker does before a row's
+// write goes on the wire. In one statement it checks that the run is still
+// queued or running and the row has not ended, marks the row in flight and
+// counts the attempt. Because CancelRun skips only rows that are not in
+// flight, in the same database, a write either passed this gate before the
+// cancel (and the cancel reports it in flight) or is refused here: once a
+// cancel has answered, no write of its run starts, on any replica. It
+// returns ErrRunNotRunning when the run is not running, and ErrConflict when
+// the row has ended.
+func (db *DB) BeginWrite(ctx context.Context, runID int64, number int) error {
+	now := toDBTime(db.now())
+	res, err := db.exec(ctx, `UPDATE bulk_rows SET in_flight = 1, attempts = attempts + 1, attempt_at = ?,
+		waiting_until = 0, updated_at = ?
+		WHERE run_id = ? AND number = ? AND state IN (?, ?)
+		AND EXISTS (SELECT 1 FROM bulk_runs WHERE id = ? AND state IN (?, ?))`,
+		now, now, runID, number, RowPending, RowQueued, runID, RunQueued, RunRunning)
 	if err != nil {
-		return fmt.Errorf("store: snooze row %d of run %d: %w", number, runID, err)
+		return fmt.Errorf("store: begin write of row %d of run %d: %w", number, runID, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("store: begin write of row %d of run %d: %w", number, runID, err)
+	} else if n == 1 {
+		return nil
+	}
+	var state string
+	err = db.queryRow(ctx, `SELECT state FROM bulk_runs WHERE id = ?`, runID).Scan(&state)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return fmt.Errorf("store: begin write of row %d of run %d: %w", number, runID, ErrNotFound)
+	case err != nil:
+		return fmt.Errorf("store: begin write of row %d of run %d: %w", number, runID, err)
+	case state != RunQueued && state != RunRunning:
+		return fmt.Errorf("store: begin write of row %d of run %d: run is %s: %w", number, runID, state, ErrRunNotRunning)
+	}
+	return fmt.Errorf("store: begin write of row %d of run %d: the row has ended: %w", number, runID, ErrConflict)
+}
+
+// EndAttempt records that the row's attempt ended without a terminal state:
+// the row waits for its next attempt. mayHaveActed says whether a write may
+// have reached Zendesk (no answer, or a 5xx): if not (nothing was sent, or
+// Zendesk answered 429 or 503), the attempt BeginWrite counted is taken
+// back, so the next attempt is not treated as one after an unknown
+// outcome. waitingUntil is when a row snoozed on the rate limit may go
+// again (zero: not waiting for the rate limit).
+func (db *DB) EndAttempt(ctx context.Context, runID int64, number int, mayHaveActed bool, waitingUntil time.Time) error {
+	_, err := db.exec(ctx, `UPDATE bulk_rows SET attempts = attempts - CASE WHEN ? = 1 THEN 0 ELSE in_flight END,
+		in_flight = 0, waiting_until = ?, updated_at = ? WHERE run_id = ? AND number = ? AND state IN (?, ?)`,
+		boolInt(mayHaveActed), dbTimeOrZero(waitingUntil), toDBTime(db.now()), runID, number, RowPending, RowQueued)
+	if err != nil {
+		return fmt.Errorf("store: end attempt of row %d of run %d: %w", number, runID, err)
 	}
 	return nil
 }
@@ -395,29 +465,57 @@ func (db *DB) SnoozeRow(ctx context.Context, runID int64, number int, until time
 // (a conditional UPDATE): it returns false when the row already was
 // terminal. This is what keeps "exactly one terminal state" true when a
 // job is retried, rescued after a crash, or run by two replicas at once.
-func (db *DB) FinishRow(ctx context.Context, runID int64, number int, res RowResult) (bool, error) {
+// In the same transaction, the row waiting for this one (RunRow.Next), if
+// it is still queued, is handed to next so that the job queue inserts its
+// job there: the chain of rows on one target cannot break in a crash.
+func (db *DB) FinishRow(ctx context.Context, runID int64, number int, res RowResult, next func(tx *sql.Tx, number int) error) (bool, error) {
 	switch res.State {
 	case RowDone, RowFailed, RowSkipped:
 	default:
 		return false, fmt.Errorf("store: finish row %d of run %d: state %q is not terminal: %w",
 			number, runID, res.State, ErrInvalid)
 	}
-	r, err := db.exec(ctx, `UPDATE bulk_rows SET state = ?, http_status = ?, error = ?, zendesk_id = ?,
-		waiting_until = 0, updated_at = ? WHERE run_id = ? AND number = ? AND state IN (?, ?)`,
+	tx, err := db.db.BeginTx(ctx, nil)
+	if err != nil {
+		return false, fmt.Errorf("store: finish row %d of run %d: %w", number, runID, err)
+	}
+	defer tx.Rollback()
+	var nextNumber int
+	err = tx.QueryRowContext(ctx, db.dialect.rebind(`UPDATE bulk_rows SET state = ?, http_status = ?, error = ?,
+		zendesk_id = ?, in_flight = 0, waiting_until = 0, updated_at = ?
+		WHERE run_id = ? AND number = ? AND state IN (?, ?) RETURNING next_number`),
 		res.State, res.HTTPStatus, res.Error, res.ZendeskID, toDBTime(db.now()), runID, number,
-		RowPending, RowQueued)
-	if err != nil {
-		return false, fmt.Errorf("store: finish row %d of run %d: %w", number, runID, err)
-	}
-	n, err := r.RowsAffected()
-	if err != nil {
-		return false, fmt.Errorf("store: finish row %d of run %d: %w", number, runID, err)
-	}
-	if n == 0 {
-		if _, err := db.FindRunRow(ctx, runID, number); err != nil {
-			return false, fmt.Errorf("store: finish row: %w", err)
+		RowPending, RowQueued).Scan(&nextNumber)
+	if errors.Is(err, sql.ErrNoRows) {
+		var one int
+		err := tx.QueryRowContext(ctx, db.dialect.rebind(`SELECT 1 FROM bulk_rows WHERE run_id = ? AND number = ?`),
+			runID, number).Scan(&one)
+		if errors.Is(err, sql.ErrNoRows) {
+			return false, fmt.Errorf("store: finish row %d of run %d: %w", number, runID, ErrNotFound)
+		}
+		if err != nil {
+			return false, fmt.Errorf("store: finish row %d of run %d: %w", number, runID, err)
 		}
 		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("store: finish row %d of run %d: %w", number, runID, err)
+	}
+	if nextNumber > 0 && next != nil {
+		var state string
+		err := tx.QueryRowContext(ctx, db.dialect.rebind(`SELECT state FROM bulk_rows WHERE run_id = ? AND number = ?`),
+			runID, nextNumber).Scan(&state)
+		if err != nil {
+			return false, fmt.Errorf("store: finish row %d of run %d: next row %d: %w", number, runID, nextNumber, err)
+		}
+		if state == RowQueued {
+			if err := next(tx, nextNumber); err != nil {
+				return false, fmt.Errorf("store: finish row %d of run %d: queue row %d: %w", number, runID, nextNumber, err)
+			}
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return false, fmt.Errorf("store: finish row %d of run %d: commit: %w", number, runID, err)
 	}
 	return true, nil
 }

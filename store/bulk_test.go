@@ -66,7 +66,7 @@ func mustRunCounts(t *testing.T, db *DB, runID int64) RunCounts {
 func mustStartRun(t *testing.T, db *DB, runID int64) []int {
 	t.Helper()
 	var got []int
-	if err := db.StartRun(t.Context(), runID, func(tx *sql.Tx, rows []int) error {
+	if err := db.StartRun(t.Context(), runID, Actor{ID: 1, Name: "Admin 1"}, 0, nil, func(tx *sql.Tx, rows []int) error {
 		if tx == nil {
 			return errors.New("nil tx")
 		}
@@ -240,7 +240,7 @@ func TestStartRun(t *testing.T) {
 		r := newTestRun(t, db, 1, 6) // rows 2..7, 4 and 7 invalid
 
 		// An enqueue failure leaves the run in preview.
-		err := db.StartRun(t.Context(), r.ID, func(*sql.Tx, []int) error { return errors.New("queue down") })
+		err := db.StartRun(t.Context(), r.ID, Actor{ID: 1, Name: "Admin 1"}, 0, nil, func(*sql.Tx, []int) error { return errors.New("queue down") })
 		if err == nil {
 			t.Fatal("StartRun with failing enqueue succeeded")
 		}
@@ -252,7 +252,7 @@ func TestStartRun(t *testing.T) {
 		}
 
 		// enqueue runs inside the transaction: it sees the queued rows.
-		err = db.StartRun(t.Context(), r.ID, func(tx *sql.Tx, rows []int) error {
+		err = db.StartRun(t.Context(), r.ID, Actor{ID: 1, Name: "Admin 1"}, r.GrantID+5, nil, func(tx *sql.Tx, rows []int) error {
 			var n int
 			if err := tx.QueryRowContext(t.Context(), db.dialect.rebind(
 				`SELECT COUNT(*) FROM bulk_rows WHERE run_id = ? AND state = ?`), r.ID, RowQueued).Scan(&n); err != nil {
@@ -273,10 +273,13 @@ func TestStartRun(t *testing.T) {
 		if got.State != RunQueued || got.StartedAt.IsZero() {
 			t.Errorf("run = %s started %v, want queued with a start time", got.State, got.StartedAt)
 		}
-		if err := db.StartRun(t.Context(), r.ID, func(*sql.Tx, []int) error { return nil }); !errors.Is(err, ErrConflict) {
+		if got.ConfirmedBy != (Actor{ID: 1, Name: "Admin 1"}) || got.GrantID != r.GrantID+5 {
+			t.Errorf("run confirmed by %+v on grant %d, want Admin 1 on grant %d", got.ConfirmedBy, got.GrantID, r.GrantID+5)
+		}
+		if err := db.StartRun(t.Context(), r.ID, Actor{ID: 1}, 0, nil, func(*sql.Tx, []int) error { return nil }); !errors.Is(err, ErrConflict) {
 			t.Errorf("second StartRun = %v, want ErrConflict", err)
 		}
-		if err := db.StartRun(t.Context(), r.ID+99, func(*sql.Tx, []int) error { return nil }); !errors.Is(err, ErrNotFound) {
+		if err := db.StartRun(t.Context(), r.ID+99, Actor{ID: 1}, 0, nil, func(*sql.Tx, []int) error { return nil }); !errors.Is(err, ErrNotFound) {
 			t.Errorf("StartRun(missing) = %v, want ErrNotFound", err)
 		}
 	})
@@ -290,38 +293,57 @@ func TestRowLifecycle(t *testing.T) {
 		r := newTestRun(t, db, 1, 3) // rows 2, 3 valid; 4 invalid
 		mustStartRun(t, db, r.ID)
 
-		row, err := db.BeginRowAttempt(t.Context(), r.ID, 2)
+		run, row, err := db.ClaimRow(t.Context(), r.ID, 2)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if row.Attempts != 0 || row.State != RowQueued {
-			t.Errorf("first attempt: prior attempts %d state %s, want 0 queued", row.Attempts, row.State)
+		if run.State != RunRunning || row.Attempts != 0 || row.State != RowQueued {
+			t.Errorf("claim: run %s, row attempts %d state %s; want running, 0 queued", run.State, row.Attempts, row.State)
 		}
-		// A 429 takes the attempt back and marks the row waiting.
-		if err := db.SnoozeRow(t.Context(), r.ID, 2, clock.Now().Add(10*time.Second)); err != nil {
+		// The send gate counts the attempt and marks the row in flight.
+		if err := db.BeginWrite(t.Context(), r.ID, 2); err != nil {
 			t.Fatal(err)
 		}
-		if c := mustRunCounts(t, db, r.ID); c.Waiting != 1 {
-			t.Errorf("Waiting = %d, want 1", c.Waiting)
+		if c := mustRunCounts(t, db, r.ID); c.InFlight != 1 {
+			t.Errorf("InFlight = %d, want 1", c.InFlight)
+		}
+		// A 429 takes the attempt back and marks the row waiting.
+		if err := db.EndAttempt(t.Context(), r.ID, 2, false, clock.Now().Add(10*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		if c := mustRunCounts(t, db, r.ID); c.Waiting != 1 || c.InFlight != 0 {
+			t.Errorf("Waiting, InFlight = %d, %d; want 1, 0", c.Waiting, c.InFlight)
 		}
 		clock.Add(11 * time.Second)
 		if c := mustRunCounts(t, db, r.ID); c.Waiting != 0 {
 			t.Errorf("Waiting after the wait = %d, want 0", c.Waiting)
 		}
-		row, _ = db.BeginRowAttempt(t.Context(), r.ID, 2)
-		if row.Attempts != 0 {
-			t.Errorf("after a snooze prior attempts = %d, want 0", row.Attempts)
+		if row, _ := db.FindRunRow(t.Context(), r.ID, 2); row.Attempts != 0 {
+			t.Errorf("after a snooze attempts = %d, want 0", row.Attempts)
 		}
-		row, _ = db.BeginRowAttempt(t.Context(), r.ID, 2)
-		if row.Attempts != 1 || !row.AttemptAt.Equal(clock.Now()) {
-			t.Errorf("second attempt: prior attempts %d at %v, want 1 at %v", row.Attempts, row.AttemptAt, clock.Now())
+		// A write that got no answer stays counted: the next attempt knows
+		// an earlier one may have reached Zendesk.
+		db.BeginWrite(t.Context(), r.ID, 2)
+		if err := db.EndAttempt(t.Context(), r.ID, 2, true, time.Time{}); err != nil {
+			t.Fatal(err)
+		}
+		_, row, _ = db.ClaimRow(t.Context(), r.ID, 2)
+		if row.Attempts != 1 || row.InFlight || !row.AttemptAt.Equal(clock.Now()) {
+			t.Errorf("after an unknown outcome: attempts %d in flight %v at %v, want 1, false at %v", row.Attempts, row.InFlight, row.AttemptAt, clock.Now())
+		}
+		// A worker that died in flight leaves the flag; the next claim
+		// takes the row over.
+		db.BeginWrite(t.Context(), r.ID, 2)
+		_, row, _ = db.ClaimRow(t.Context(), r.ID, 2)
+		if row.Attempts != 2 || row.InFlight {
+			t.Errorf("claim after a dead worker: attempts %d in flight %v, want 2, false", row.Attempts, row.InFlight)
 		}
 
-		ok, err := db.FinishRow(t.Context(), r.ID, 2, RowResult{State: RowDone, HTTPStatus: 200, ZendeskID: 55})
+		ok, err := db.FinishRow(t.Context(), r.ID, 2, RowResult{State: RowDone, HTTPStatus: 200, ZendeskID: 55}, nil)
 		if err != nil || !ok {
 			t.Fatalf("FinishRow = %v, %v; want true", ok, err)
 		}
-		ok, err = db.FinishRow(t.Context(), r.ID, 2, RowResult{State: RowFailed, Error: "late"})
+		ok, err = db.FinishRow(t.Context(), r.ID, 2, RowResult{State: RowFailed, Error: "late"}, nil)
 		if err != nil || ok {
 			t.Errorf("second FinishRow = %v, %v; want false, nil", ok, err)
 		}
@@ -329,28 +351,32 @@ func TestRowLifecycle(t *testing.T) {
 		if row.State != RowDone || row.ZendeskID != 55 || row.HTTPStatus != 200 || row.Error != "" {
 			t.Errorf("row = %s %d %d %q, want the first result", row.State, row.ZendeskID, row.HTTPStatus, row.Error)
 		}
-		// A terminal row is returned unchanged by BeginRowAttempt.
-		row, err = db.BeginRowAttempt(t.Context(), r.ID, 2)
+		// A terminal row is returned unchanged by ClaimRow, and the gate
+		// refuses it.
+		_, row, err = db.ClaimRow(t.Context(), r.ID, 2)
 		if err != nil || row.State != RowDone || row.Attempts != 2 {
-			t.Errorf("BeginRowAttempt on done row = %s attempts %d, %v", row.State, row.Attempts, err)
+			t.Errorf("ClaimRow on done row = %s attempts %d, %v", row.State, row.Attempts, err)
 		}
-		if _, err := db.FinishRow(t.Context(), r.ID, 4, RowResult{State: RowDone}); err != nil {
+		if err := db.BeginWrite(t.Context(), r.ID, 2); !errors.Is(err, ErrConflict) || errors.Is(err, ErrRunNotRunning) {
+			t.Errorf("BeginWrite on a done row = %v, want ErrConflict (not ErrRunNotRunning)", err)
+		}
+		if _, err := db.FinishRow(t.Context(), r.ID, 4, RowResult{State: RowDone}, nil); err != nil {
 			t.Errorf("FinishRow on invalid row: %v", err)
 		}
 		if row, _ := db.FindRunRow(t.Context(), r.ID, 4); row.State != RowInvalid {
 			t.Errorf("invalid row became %s", row.State)
 		}
-		if _, err := db.FinishRow(t.Context(), r.ID, 3, RowResult{State: RowQueued}); !errors.Is(err, ErrInvalid) {
+		if _, err := db.FinishRow(t.Context(), r.ID, 3, RowResult{State: RowQueued}, nil); !errors.Is(err, ErrInvalid) {
 			t.Errorf("FinishRow to queued = %v, want ErrInvalid", err)
 		}
-		if _, err := db.FinishRow(t.Context(), r.ID, 99, RowResult{State: RowDone}); !errors.Is(err, ErrNotFound) {
+		if _, err := db.FinishRow(t.Context(), r.ID, 99, RowResult{State: RowDone}, nil); !errors.Is(err, ErrNotFound) {
 			t.Errorf("FinishRow(missing) = %v, want ErrNotFound", err)
 		}
 
 		if done, _ := db.FinishRunIfDone(t.Context(), r.ID); done {
 			t.Error("run finished with row 3 still queued")
 		}
-		if ok, _ := db.FinishRow(t.Context(), r.ID, 3, RowResult{State: RowFailed, Error: "no", HTTPStatus: 422}); !ok {
+		if ok, _ := db.FinishRow(t.Context(), r.ID, 3, RowResult{State: RowFailed, Error: "no", HTTPStatus: 422}, nil); !ok {
 			t.Fatal("FinishRow(3) did not finish")
 		}
 		if done, err := db.FinishRunIfDone(t.Context(), r.ID); !done || err != nil {
@@ -383,7 +409,7 @@ func TestFinishRowOnce(t *testing.T) {
 			for i := range 4 {
 				wg.Go(func() {
 					state := []string{RowDone, RowFailed, RowSkipped, RowDone}[i]
-					ok, err := db.FinishRow(t.Context(), r.ID, n, RowResult{State: state})
+					ok, err := db.FinishRow(t.Context(), r.ID, n, RowResult{State: state}, nil)
 					if err != nil {
 						t.Errorf("FinishRow: %v", err)
 					}
@@ -448,33 +474,42 @@ func TestPauseResumeCancel(t *testing.T) {
 			t.Errorf("another admin's run changed: %s grant %d", got.State, got.GrantID)
 		}
 
-		// Cancel: row 2 is in flight (attempt begun after the cut-off) and
-		// is left to its worker; row 3 is skipped.
+		// Cancel: row 2 is in flight (its write passed the gate) and is
+		// left to its worker; row 3 is skipped. The gate then refuses row 3.
 		clock.Add(time.Minute)
-		cut := clock.Now()
-		if _, err := db.BeginRowAttempt(t.Context(), r2.ID, 2); err != nil {
+		if err := db.BeginWrite(t.Context(), r2.ID, 2); err != nil {
 			t.Fatal(err)
 		}
-		n, err := db.CancelRun(t.Context(), r2.ID, "cancelled by Admin 1", cut)
-		if err != nil || n != 1 {
-			t.Fatalf("CancelRun = %d, %v; want 1 row skipped", n, err)
+		var dropped bool
+		res, err := db.CancelRun(t.Context(), r2.ID, Actor{ID: 2, Name: "Admin 2"}, "Cancelled by Admin 2.", func(tx *sql.Tx) error {
+			dropped = tx != nil
+			return nil
+		})
+		if err != nil || res != (CancelResult{Skipped: 1, InFlight: 1}) || !dropped {
+			t.Fatalf("CancelRun = %+v, %v (jobs dropped %v); want 1 skipped, 1 in flight, jobs dropped", res, err, dropped)
 		}
 		row, _ := db.FindRunRow(t.Context(), r2.ID, 3)
-		if row.State != RowSkipped || row.Error != "cancelled by Admin 1" {
+		if row.State != RowSkipped || row.Error != "Cancelled by Admin 2." {
 			t.Errorf("row 3 = %s %q", row.State, row.Error)
 		}
-		if row, _ := db.FindRunRow(t.Context(), r2.ID, 2); row.State != RowQueued {
-			t.Errorf("in-flight row = %s, want queued", row.State)
+		if row, _ := db.FindRunRow(t.Context(), r2.ID, 2); row.State != RowQueued || !row.InFlight {
+			t.Errorf("in-flight row = %s in flight %v, want queued and in flight", row.State, row.InFlight)
 		}
 		got, _ = db.FindRunByID(t.Context(), r2.ID)
-		if got.State != RunCancelled || got.FinishedAt.IsZero() {
-			t.Errorf("cancelled run = %s finished %v", got.State, got.FinishedAt)
+		if got.State != RunCancelled || got.FinishedAt.IsZero() || got.CancelledBy != (Actor{ID: 2, Name: "Admin 2"}) {
+			t.Errorf("cancelled run = %s finished %v by %+v", got.State, got.FinishedAt, got.CancelledBy)
 		}
-		if _, err := db.CancelRun(t.Context(), r2.ID, "again", cut); !errors.Is(err, ErrConflict) {
+		if err := db.BeginWrite(t.Context(), r2.ID, 3); !errors.Is(err, ErrConflict) {
+			t.Errorf("BeginWrite of a skipped row = %v, want ErrConflict", err)
+		}
+		if c := mustRunCounts(t, db, r2.ID); c.InFlight != 1 {
+			t.Errorf("InFlight after cancel = %d, want 1", c.InFlight)
+		}
+		if _, err := db.CancelRun(t.Context(), r2.ID, Actor{ID: 1}, "again", nil); !errors.Is(err, ErrConflict) {
 			t.Errorf("second CancelRun = %v, want ErrConflict", err)
 		}
 		// A cancelled run is never "done".
-		db.FinishRow(t.Context(), r2.ID, 2, RowResult{State: RowDone})
+		db.FinishRow(t.Context(), r2.ID, 2, RowResult{State: RowDone}, nil)
 		if done, _ := db.FinishRunIfDone(t.Context(), r2.ID); done {
 			t.Error("FinishRunIfDone moved a cancelled run to done")
 		}
