@@ -56,7 +56,18 @@ type e2eApp struct {
 // directory and the built-in sandbox Zendesk; it stops when the test ends.
 func newTestE2EApp(t *testing.T) *e2eApp {
 	t.Helper()
-	u, _, _ := startRun(t, map[string]string{"ADDR": "127.0.0.1:0", "DATA_DIR": t.TempDir()})
+	return newTestE2EAppEnv(t, nil)
+}
+
+// newTestE2EAppEnv is newTestE2EApp with more settings, named as in the
+// environment (e.g. ZENDESK_RATE_LIMIT).
+func newTestE2EAppEnv(t *testing.T, env map[string]string) *e2eApp {
+	t.Helper()
+	all := map[string]string{"ADDR": "127.0.0.1:0", "DATA_DIR": t.TempDir()}
+	for k, v := range env {
+		all[k] = v
+	}
+	u, _, _ := startRun(t, all)
 	return &e2eApp{URL: strings.TrimRight(u, "/")}
 }
 
@@ -68,6 +79,8 @@ type e2eBrowser struct {
 	ctx   context.Context
 	shots string // SHOTS_DIR, or "" for no screenshots
 	seq   int
+	// Name tells apart the screenshots of a test's browsers ("ada", "ola").
+	Name string
 
 	mu      sync.Mutex
 	console []string // errors the page wrote to the console
@@ -297,7 +310,11 @@ func (b *e2eBrowser) shot(name string) {
 		b.t.Logf("screenshot %s: %v", name, err)
 		return
 	}
-	file := filepath.Join(b.shots, fmt.Sprintf("%s-%02d-%s.png", kebab(strings.TrimPrefix(b.t.Name(), "TestE2E")), b.seq, name))
+	prefix := kebab(strings.TrimPrefix(b.t.Name(), "TestE2E"))
+	if b.Name != "" {
+		prefix += "-" + b.Name
+	}
+	file := filepath.Join(b.shots, fmt.Sprintf("%s-%02d-%s.png", prefix, b.seq, name))
 	if err := os.WriteFile(file, buf, 0o644); err != nil {
 		b.t.Logf("screenshot %s: %v", name, err)
 	}
@@ -364,4 +381,81 @@ func (b *e2eBrowser) mustLoginAs(app *e2eApp, email string) {
 	b.mustConsent(email, "allow")
 	b.mustWaitVisible(tid("signed-in"))
 	b.shot("home")
+}
+
+// e2eWidths are the widths every reviewed page is looked at: a laptop's
+// window and a small phone's.
+var e2eWidths = []int64{1280, 390}
+
+// mustReview looks at the page shown at each of e2eWidths: a screenshot for
+// a person to review (SHOTS_DIR), a check that nothing but the wide tables'
+// own scroll boxes is wider than the screen, and an axe-core accessibility
+// check. The window returns to 1280 px afterwards.
+func (b *e2eBrowser) mustReview(name string) {
+	b.t.Helper()
+	defer b.mustSetWidth(1280)
+	for _, w := range e2eWidths {
+		b.mustSetWidth(w)
+		b.shot(fmt.Sprintf("%s-%dpx", name, w))
+		if over := mustEval[int](b, `document.documentElement.scrollWidth - document.documentElement.clientWidth`); over > 0 {
+			b.t.Errorf("%s at %d px: the page is %d px wider than the screen", name, w, over)
+		}
+		b.checkAccessibility(fmt.Sprintf("%s at %d px", name, w))
+	}
+}
+
+// mustSetWidth makes the viewport w px wide (and 900 high).
+func (b *e2eBrowser) mustSetWidth(w int64) {
+	b.t.Helper()
+	if _, err := step(b, chromedp.EmulateViewport(w, 900, chromedp.EmulatePortrait)); err != nil {
+		b.fail("set the viewport to %d px: %v", w, err)
+	}
+}
+
+// axeViolation is one rule axe-core found broken, with the elements.
+type axeViolation struct {
+	ID     string   `json:"id"`
+	Impact string   `json:"impact"`
+	Help   string   `json:"help"`
+	Nodes  []string `json:"nodes"`
+}
+
+// checkAccessibility runs axe-core on the page shown and fails the test for
+// each violation. axe-core is not part of the repository: AXE_JS names its
+// axe.min.js (npm install --prefix DIR axe-core@4 gives
+// DIR/node_modules/axe-core/axe.min.js; .ci/run does so). Without AXE_JS the
+// check is skipped with a note, unless E2E=1 makes it required.
+func (b *e2eBrowser) checkAccessibility(what string) {
+	b.t.Helper()
+	path := os.Getenv("AXE_JS")
+	if path == "" {
+		if os.Getenv("E2E") == "1" {
+			b.t.Fatalf("E2E=1 requires the accessibility checks, but AXE_JS is not set: run npm install --prefix DIR axe-core@4 and set AXE_JS=DIR/node_modules/axe-core/axe.min.js")
+		}
+		b.t.Logf("accessibility check of %s skipped: set AXE_JS to axe-core's axe.min.js to run it", what)
+		return
+	}
+	src, err := os.ReadFile(path)
+	if err != nil {
+		b.t.Fatalf("read axe-core from AXE_JS: %v", err)
+	}
+	if !mustEval[bool](b, `typeof window.axe === "object"`) {
+		if _, err := step(b, chromedp.Evaluate[chromedp.Void](string(src))); err != nil {
+			b.fail("load axe-core into the page: %v", err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(b.ctx, e2eStepTimeout)
+	defer cancel()
+	found, err := chromedp.Run(ctx, chromedp.Evaluate[[]axeViolation](`axe.run(document, {resultTypes: ["violations"]}).then(r =>
+		r.violations.map(v => ({id: v.id, impact: v.impact || "", help: v.help,
+			nodes: v.nodes.map(n => n.target.join(" ") + " — " + (n.failureSummary || "").replace(/\s+/g, " "))})))`, chromedp.EvalAwaitPromise))
+	if err != nil {
+		b.fail("run axe-core on %s: %v", what, err)
+	}
+	for _, v := range found {
+		b.t.Errorf("accessibility (axe-core) on %s: %s (%s): %s\n  %s", what, v.ID, v.Impact, v.Help, strings.Join(v.Nodes, "\n  "))
+	}
+	if len(found) == 0 {
+		b.t.Logf("axe-core: no violations on %s", what)
+	}
 }

@@ -24,6 +24,9 @@ const auditPageSize = 50
 var auditActions = []string{
 	string(actions.KindRate), string(actions.KindCreateRequest), string(actions.KindComment), string(actions.KindSolve),
 	"login", "login_refused", "login_expired", "logout", "state_mismatch",
+	// Bulk runs (runOp): confirm, cancel and retry, and refused attempts
+	// to change another admin's run.
+	"bulk_confirm", "bulk_cancel", "bulk_retry", "bulk_mapping", "bulk_preflight",
 }
 
 // parseAuditFilter reads the filter form. Dates are whole days in UTC; "to"

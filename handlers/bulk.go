@@ -158,15 +158,6 @@ func (a *app) handleUpload() echo.HandlerFunc {
 	}
 }
 
-// runIDParam reads :id.
-func runIDParam(c echo.Context) (int64, error) {
-	id, err := strconv.ParseInt(c.Param("id"), 10, 64)
-	if err != nil || id <= 0 {
-		return 0, &pageError{Status: http.StatusNotFound, Heading: "No such run", Message: "Run numbers are whole numbers.", ActionHref: "/bulk", ActionLabel: "Bulk runs"}
-	}
-	return id, nil
-}
-
 // rowFilters maps the tabs of the rows table to store filters.
 var rowFilters = map[string]store.RowFilter{
 	"":        {},
@@ -180,10 +171,7 @@ var rowFilters = map[string]store.RowFilter{
 func (a *app) handleRun() echo.HandlerFunc {
 	return func(c echo.Context) error {
 		ctx := c.Request().Context()
-		id, err := runIDParam(c)
-		if err != nil {
-			return err
-		}
+		id := runOf(c).ID
 		prog, err := a.bulk.Progress(ctx, id)
 		if err != nil {
 			return err
@@ -192,12 +180,19 @@ func (a *app) handleRun() echo.HandlerFunc {
 		p := views.RunPage{Page: a.page(c, fmt.Sprintf("Run #%d", id)), Run: runSummary(run, counts), Header: run.Header}
 		p.Nav = "bulk"
 		p.Counts = viewCounts(run, prog)
+		p.Owner = isOwner(&run, p.Admin)
 		p.Preview = run.State == store.RunPreview
-		p.Active = run.State == store.RunQueued || run.State == store.RunRunning || run.State == store.RunPaused
-		p.Finished = run.State == store.RunDone || run.State == store.RunCancelled
+		p.Cancellable = underWay(&run)
+		p.Cancelling = cancellingNote(run, counts)
+		p.Active = p.Cancellable || p.Cancelling != ""
+		p.Finished = (run.State == store.RunDone || run.State == store.RunCancelled) && p.Cancelling == ""
 		p.Preflighted = run.Preflighted
 		p.Writes = counts.Pending
-		if run.State == store.RunPaused || run.State == store.RunCancelled {
+		p.ConfirmedBy, p.ConfirmedAt = run.ConfirmedBy.Name, run.StartedAt
+		p.CancelledBy, p.CancelledAt = run.CancelledBy.Name, run.FinishedAt
+		// A run cancelled by an admin says who did (CancelledBy); one that
+		// onbehalf stopped, or that waits for a new sign-in, says why.
+		if run.State == store.RunPaused || (run.State == store.RunCancelled && run.CancelledBy.ID == 0) {
 			p.PausedReason = run.PausedReason
 		}
 		if p.Preview {
@@ -314,14 +309,8 @@ func roundDuration(d time.Duration) string {
 func (a *app) handleMapping() echo.HandlerFunc {
 	return func(c echo.Context) error {
 		ctx := c.Request().Context()
-		id, err := runIDParam(c)
-		if err != nil {
-			return err
-		}
-		run, err := a.db.FindRunByID(ctx, id)
-		if err != nil {
-			return err
-		}
+		run := runOf(c)
+		id := run.ID
 		req, opt := bulk.Fields(actions.Kind(run.Kind))
 		m := bulk.Mapping{}
 		for _, f := range append(req, opt...) {
@@ -355,14 +344,8 @@ const maxPreflightRows = 5000
 func (a *app) handleRunPreflight() echo.HandlerFunc {
 	return func(c echo.Context) error {
 		ctx := c.Request().Context()
-		id, err := runIDParam(c)
-		if err != nil {
-			return err
-		}
-		run, err := a.db.FindRunByID(ctx, id)
-		if err != nil {
-			return err
-		}
+		run := runOf(c)
+		id := run.ID
 		back := fmt.Sprintf("/bulk/runs/%d", id)
 		if run.Valid > maxPreflightRows {
 			if err := a.setNotice(c, fmt.Sprintf("This run has %d rows: too many to check before sending (at most %d). Each row is still checked just before it is sent.", run.Valid, maxPreflightRows)); err != nil {
@@ -393,15 +376,15 @@ func (a *app) handleRunPreflight() echo.HandlerFunc {
 	}
 }
 
-// handleConfirm starts a previewed run. The form carries the number of
-// writes the admin saw; if the run changed since, nothing starts.
+// handleConfirm starts a previewed run for its owner (loadRun let only
+// them through). The form carries the number of writes the admin saw; if the
+// run changed since, nothing starts. A confirmation is an audit event.
 func (a *app) handleConfirm() echo.HandlerFunc {
 	return func(c echo.Context) error {
 		ctx := c.Request().Context()
-		id, err := runIDParam(c)
-		if err != nil {
-			return err
-		}
+		run := runOf(c)
+		id := run.ID
+		back := fmt.Sprintf("/bulk/runs/%d", id)
 		counts, err := a.db.RunCounts(ctx, id)
 		if err != nil {
 			return err
@@ -409,55 +392,82 @@ func (a *app) handleConfirm() echo.HandlerFunc {
 		if seen, _ := strconv.Atoi(c.FormValue("writes")); seen != counts.Pending {
 			return &pageError{Status: http.StatusConflict, Heading: "The run changed",
 				Message:    fmt.Sprintf("You confirmed %d changes, but the run now has %d to send. Nothing was sent; look at the preview again.", seen, counts.Pending),
-				ActionHref: fmt.Sprintf("/bulk/runs/%d", id), ActionLabel: "Back to the preview"}
+				ActionHref: back, ActionLabel: "Back to the preview"}
 		}
 		admin := adminOf(c)
 		if err := a.bulk.Confirm(ctx, id, actions.Admin{ID: admin.ID, Name: admin.Name}, int64Value(sessionOf(c), keyGrantID)); err != nil {
 			if errors.Is(err, store.ErrConflict) {
 				return &pageError{Status: http.StatusConflict, Heading: "Already started",
 					Message:    "This run was already confirmed (perhaps in another tab). Nothing was sent twice.",
-					ActionHref: fmt.Sprintf("/bulk/runs/%d", id), ActionLabel: "See its progress"}
+					ActionHref: back, ActionLabel: "See its progress"}
 			}
+			a.auditRun(c, run, opConfirm, store.OutcomeFailed, fmt.Sprintf("Could not confirm run #%d", id))
 			return err
 		}
-		return c.Redirect(http.StatusSeeOther, fmt.Sprintf("/bulk/runs/%d", id))
+		a.auditRun(c, run, opConfirm, store.OutcomeOK, fmt.Sprintf("Confirmed run #%d (%s to send)", id, countOf(counts.Pending, "row", "rows")))
+		return c.Redirect(http.StatusSeeOther, back)
 	}
 }
 
-// handleCancel skips a run's remaining rows.
+// handleCancel skips the rows of a run that are not yet sent. Any admin may
+// cancel a run under way (loadRun); the audit trail and the run page name
+// who did. Rows whose write was already on its way finish, and the notice
+// says so rather than promise they were stopped.
 func (a *app) handleCancel() echo.HandlerFunc {
 	return func(c echo.Context) error {
-		id, err := runIDParam(c)
-		if err != nil {
-			return err
-		}
+		run := runOf(c)
+		id := run.ID
+		back := fmt.Sprintf("/bulk/runs/%d", id)
 		admin := adminOf(c)
-		if _, err := a.bulk.Cancel(c.Request().Context(), id, actions.Admin{ID: admin.ID, Name: admin.Name}); err != nil {
+		res, err := a.bulk.Cancel(c.Request().Context(), id, actions.Admin{ID: admin.ID, Name: admin.Name})
+		if errors.Is(err, store.ErrConflict) {
+			return &pageError{Status: http.StatusConflict, Heading: "The run had already ended",
+				Message:    fmt.Sprintf("Run #%d had already finished or been cancelled, so there was nothing left to cancel. Its page shows how every row ended.", id),
+				ActionHref: back, ActionLabel: "Back to the run"}
+		}
+		if err != nil {
+			a.auditRun(c, run, opCancel, store.OutcomeFailed, fmt.Sprintf("Could not cancel run #%d", id))
 			return err
 		}
-		if err := a.setNotice(c, "The run was cancelled: rows not yet sent are skipped."); err != nil {
+		a.auditRun(c, run, opCancel, store.OutcomeOK,
+			fmt.Sprintf("Cancelled run #%d: %s skipped, %d being sent", id, countOf(res.Skipped, "row", "rows"), res.InFlight))
+		msg := fmt.Sprintf("The run was cancelled: %s skipped.", countOf(res.Skipped, "row not yet sent was", "rows not yet sent were"))
+		switch {
+		case res.InFlight == 1:
+			msg += " 1 row was already on its way to Zendesk and could not be stopped; its result shows here when Zendesk answers."
+		case res.InFlight > 1:
+			msg += fmt.Sprintf(" %d rows were already on their way to Zendesk and could not be stopped; their results show here when Zendesk answers.", res.InFlight)
+		}
+		if err := a.setNotice(c, msg); err != nil {
 			return err
 		}
-		return c.Redirect(http.StatusSeeOther, fmt.Sprintf("/bulk/runs/%d", id))
+		return c.Redirect(http.StatusSeeOther, back)
 	}
 }
 
-// handleRetry starts a new run (in preview) from a run's failed rows.
+// handleRetry starts a new run (in preview) from a run's failed rows, under
+// the owner's current sign-in; it is an audit event.
 func (a *app) handleRetry() echo.HandlerFunc {
 	return func(c echo.Context) error {
-		id, err := runIDParam(c)
-		if err != nil {
-			return err
-		}
+		ctx := c.Request().Context()
+		run := runOf(c)
+		id := run.ID
 		admin := adminOf(c)
-		newID, err := a.bulk.RetryFailed(c.Request().Context(), id, actions.Admin{ID: admin.ID, Name: admin.Name}, int64Value(sessionOf(c), keyGrantID))
+		newID, err := a.bulk.RetryFailed(ctx, id, actions.Admin{ID: admin.ID, Name: admin.Name}, int64Value(sessionOf(c), keyGrantID))
 		if errors.Is(err, bulk.ErrNoFailedRows) {
 			return &pageError{Status: http.StatusConflict, Heading: "Nothing to retry", Message: "This run has no failed rows.",
 				ActionHref: fmt.Sprintf("/bulk/runs/%d", id), ActionLabel: "Back to the run"}
 		}
 		if err != nil {
+			a.auditRun(c, run, opRetry, store.OutcomeFailed, fmt.Sprintf("Could not retry the failed rows of run #%d", id))
 			return err
 		}
+		retry, err := a.db.FindRunByID(ctx, newID)
+		if err != nil {
+			return err
+		}
+		a.auditRun(c, run, opRetry, store.OutcomeOK,
+			fmt.Sprintf("Retried the %s of run #%d as run #%d (in preview)", countOf(retry.Total, "failed row", "failed rows"), id, newID))
 		if err := a.setNotice(c, fmt.Sprintf("A new run was prepared from the failed rows of run #%d. Check it and confirm to send.", id)); err != nil {
 			return err
 		}
@@ -465,18 +475,32 @@ func (a *app) handleRetry() echo.HandlerFunc {
 	}
 }
 
+// cancellingNote says that a cancelled run still waits for rows whose
+// write was on its way when it was cancelled; "" otherwise.
+func cancellingNote(run store.Run, c store.RunCounts) string {
+	if run.State != store.RunCancelled || c.InFlight == 0 {
+		return ""
+	}
+	if c.InFlight == 1 {
+		return "Cancelling… 1 row still being sent. It was already on its way to Zendesk when the run was cancelled; the final counts show when Zendesk answers."
+	}
+	return fmt.Sprintf("Cancelling… %d rows still being sent. They were already on their way to Zendesk when the run was cancelled; the final counts show when Zendesk answers.", c.InFlight)
+}
+
+// countOf is "1 row", "2 rows".
+func countOf(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return strconv.Itoa(n) + " " + many
+}
+
 // handleResults downloads the run's rows with how each ended.
 func (a *app) handleResults() echo.HandlerFunc {
 	return func(c echo.Context) error {
 		ctx := c.Request().Context()
-		id, err := runIDParam(c)
-		if err != nil {
-			return err
-		}
-		run, err := a.db.FindRunByID(ctx, id)
-		if err != nil {
-			return err
-		}
+		run := runOf(c)
+		id := run.ID
 		h := c.Response().Header()
 		h.Set(echo.HeaderContentType, "text/csv; charset=utf-8")
 		h.Set(echo.HeaderContentDisposition, fmt.Sprintf(`attachment; filename="onbehalf-run-%d-results.csv"`, id))
@@ -518,7 +542,12 @@ type progressEvent struct {
 	Remaining int    `json:"remaining"`
 	Percent   int    `json:"percent"`
 	ETA       string `json:"eta"`
-	Finished  bool   `json:"finished"`
+	// Cancellable is true while the run may be cancelled.
+	Cancellable bool `json:"cancellable"`
+	// Cancelling is the run page's "Cancelling…" sentence while rows of a
+	// cancelled run are still being sent, "" otherwise.
+	Cancelling string `json:"cancelling"`
+	Finished   bool   `json:"finished"`
 }
 
 // handleEvents streams a run's progress as Server-Sent Events, once a
@@ -526,10 +555,7 @@ type progressEvent struct {
 func (a *app) handleEvents() echo.HandlerFunc {
 	return func(c echo.Context) error {
 		ctx := c.Request().Context()
-		id, err := runIDParam(c)
-		if err != nil {
-			return err
-		}
+		id := runOf(c).ID
 		w := c.Response()
 		w.Header().Set(echo.HeaderContentType, "text/event-stream")
 		w.Header().Set("Cache-Control", "no-store")
@@ -545,7 +571,8 @@ func (a *app) handleEvents() echo.HandlerFunc {
 			vc := viewCounts(prog.Run, prog)
 			ev := progressEvent{State: prog.Run.State, Done: vc.Done, Failed: vc.Failed, Skipped: vc.Skipped, Waiting: vc.Waiting,
 				Remaining: vc.Remaining, Percent: vc.Percent, ETA: vc.ETA,
-				Finished: prog.Run.State == store.RunDone || prog.Run.State == store.RunCancelled}
+				Cancellable: underWay(&prog.Run), Cancelling: cancellingNote(prog.Run, prog.Counts)}
+			ev.Finished = (prog.Run.State == store.RunDone || prog.Run.State == store.RunCancelled) && ev.Cancelling == ""
 			data, _ := json.Marshal(ev)
 			if _, err := fmt.Fprintf(w, "event: progress\ndata: %s\n\n", data); err != nil {
 				return nil

@@ -340,7 +340,7 @@ func TestBulkCancelSkipsRowsNotYetSent(t *testing.T) {
 		t.Errorf("%d writes at Zendesk for %d rows sent", writes, c.Done+c.Failed)
 	}
 	page := s.get(fmt.Sprintf("/bulk/runs/%d", id)).doc(t)
-	if !strings.Contains(page.Find(`[data-testid="paused"]`).Text(), "Cancelled by Ada Admin") {
+	if !strings.Contains(page.Find(`[data-testid="cancelled-by"]`).Text(), "Cancelled by Ada Admin") {
 		t.Errorf("the run page does not say who cancelled it (state %s, reason %q)", run.State, run.PausedReason)
 	}
 }

@@ -41,6 +41,9 @@ type testAppOptions struct {
 	PublicURL string // default: the test server's URL
 	Secret    string
 	Scopes    []string // default: read write impersonate
+	// RescueAfter is the engine's RescueStuckJobsAfter (default 5 s); a
+	// write may take a quarter of it before it times out.
+	RescueAfter time.Duration
 }
 
 // syncBuffer is a goroutine-safe log sink.
@@ -121,8 +124,12 @@ func newTestApp(t testing.TB, opts testAppOptions) *testApp {
 	if err != nil {
 		t.Fatalf("oauthflow: %v", err)
 	}
+	rescue := opts.RescueAfter
+	if rescue == 0 {
+		rescue = 5 * time.Second
+	}
 	engine, err := bulk.NewEngine(context.Background(), bulk.Config{DB: db, Logger: logger, ZendeskURL: sb.URL,
-		Refresh: RefreshFunc(flow), RateLimit: 6000, Now: clock.Now, RescueStuckJobsAfter: 5 * time.Second})
+		Refresh: RefreshFunc(flow), RateLimit: 6000, Now: clock.Now, RescueStuckJobsAfter: rescue})
 	if err != nil {
 		t.Fatalf("bulk engine: %v", err)
 	}

@@ -40,14 +40,19 @@ func (a *app) routes(e *echo.Echo) {
 
 	e.GET("/bulk", a.handleBulk(), signedIn)
 	e.POST("/bulk", a.handleUpload(), signedIn)
-	e.GET("/bulk/runs/:id", a.handleRun(), signedIn)
-	e.GET("/bulk/runs/:id/events", a.handleEvents(), signedIn)
-	e.GET("/bulk/runs/:id/results.csv", a.handleResults(), signedIn)
-	e.POST("/bulk/runs/:id/mapping", a.handleMapping(), signedIn)
-	e.POST("/bulk/runs/:id/preflight", a.handleRunPreflight(), signedIn)
-	e.POST("/bulk/runs/:id/confirm", a.handleConfirm(), signedIn)
-	e.POST("/bulk/runs/:id/cancel", a.handleCancel(), signedIn)
-	e.POST("/bulk/runs/:id/retry", a.handleRetry(), signedIn)
+	// loadRun signs in, loads the run and applies runOp (runaccess.go), the
+	// one statement of who may do what to a run (security promise 11):
+	// anyone signed in looks, and may cancel a run once it is confirmed;
+	// only the admin who uploaded it changes, pre-flights, confirms or
+	// retries it.
+	e.GET("/bulk/runs/:id", a.handleRun(), a.loadRun(opView))
+	e.GET("/bulk/runs/:id/events", a.handleEvents(), a.loadRun(opView))
+	e.GET("/bulk/runs/:id/results.csv", a.handleResults(), a.loadRun(opView))
+	e.POST("/bulk/runs/:id/mapping", a.handleMapping(), a.loadRun(opRemap))
+	e.POST("/bulk/runs/:id/preflight", a.handleRunPreflight(), a.loadRun(opPreflight))
+	e.POST("/bulk/runs/:id/confirm", a.handleConfirm(), a.loadRun(opConfirm))
+	e.POST("/bulk/runs/:id/cancel", a.handleCancel(), a.loadRun(opCancel))
+	e.POST("/bulk/runs/:id/retry", a.handleRetry(), a.loadRun(opRetry))
 
 	// Liveness says the process serves HTTP; readiness that the database
 	// answers and its schema matches this binary (and whatever else run adds).

@@ -45,7 +45,10 @@ document.addEventListener("submit", (event) => {
 
 // Live progress of a bulk run over Server-Sent Events. Without JavaScript the
 // page refreshes itself (a <noscript> meta refresh); with it, the counts move
-// as rows finish and the page reloads once when the run ends.
+// as rows finish and the page reloads once when the run ends. Elements marked
+// data-live-if="flag" show only while the event's flag is set: the cancel
+// button while the run can be cancelled, the "Cancelling…" sentence while
+// rows of a cancelled run are still being sent.
 (() => {
   const run = document.querySelector("[data-testid=run][data-active]");
   if (!run || !window.EventSource) return;
@@ -68,10 +71,20 @@ document.addEventListener("submit", (event) => {
     set("eta", p.eta);
     set("percent", p.percent);
     set("percent-text", p.percent + "%");
+    set("cancelling", p.cancelling);
+    for (const el of run.querySelectorAll("[data-live-if]")) {
+      el.hidden = !p[el.dataset.liveIf];
+    }
     if (p.finished) {
       source.close();
       window.location.reload();
     }
+  });
+  // A form sent from the page (cancel, retry) leads to its own next page:
+  // the stream stops, so a reload cannot replace that page and its notice.
+  // Registered after the data-confirm listener, it sees a cancelled submit.
+  document.addEventListener("submit", (event) => {
+    if (!event.defaultPrevented) source.close();
   });
   source.addEventListener("error", () => {
     // The browser reconnects by itself; if the run page is gone, stop trying.

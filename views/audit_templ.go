@@ -54,7 +54,7 @@ func Audit(p AuditPage) templ.Component {
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 2, "\" data-testid=\"audit-csv\">Download CSV</a></div><p class=\"muted small\">Every action taken as an end user, every login and logout: who acted as whom, on what, with what result.</p><form method=\"get\" action=\"/audit\" class=\"filters audit-filters\" data-testid=\"audit-filters\"><div class=\"field\"><label for=\"f-admin\">Admin</label> <select id=\"f-admin\" name=\"admin\"><option value=\"\">Any admin</option> ")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 2, "\" data-testid=\"audit-csv\">Download CSV</a></div><p class=\"muted small\">Every action taken as an end user, every login and logout, every bulk run confirmed, cancelled or retried: who acted as whom, on what, with what result.</p><form method=\"get\" action=\"/audit\" class=\"filters audit-filters\" data-testid=\"audit-filters\"><div class=\"field\"><label for=\"f-admin\">Admin</label> <select id=\"f-admin\" name=\"admin\"><option value=\"\">Any admin</option> ")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}

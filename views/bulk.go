@@ -48,12 +48,24 @@ type RunPage struct {
 	Page
 	Run    RunSummary
 	Counts RunCounts
+	// Owner is true when the signed-in admin uploaded the run: only they
+	// may change its columns, pre-flight, confirm or retry it.
+	Owner bool
 	// Preview is true while the run waits for confirmation.
 	Preview bool
-	// Active is true while rows are being sent.
+	// Active is true while rows are being sent (the page follows them live).
 	Active bool
+	// Cancellable is true while the run is under way: any admin may cancel.
+	Cancellable bool
+	// Cancelling is the sentence saying that rows of a cancelled run are
+	// still being sent ("Cancelling… 2 rows still being sent."), "" when none.
+	Cancelling string
 	// Finished is true when every row is in a terminal state.
-	Finished     bool
+	Finished bool
+	// ConfirmedBy and CancelledBy name the admins who did so, "" for nobody.
+	ConfirmedBy, CancelledBy string
+	ConfirmedAt, CancelledAt time.Time
+
 	PausedReason string
 	Preflighted  bool
 	// Writes is how many Zendesk writes confirming will make.
