@@ -3,10 +3,12 @@ package bulk
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -14,7 +16,6 @@ import (
 
 	"github.com/onbehalf/onbehalf/actions"
 	"github.com/onbehalf/onbehalf/store"
-	"github.com/onbehalf/onbehalf/zendesk"
 	"github.com/onbehalf/onbehalf/zendesk/sandbox"
 )
 
@@ -22,10 +23,10 @@ const (
 	benchRows    = 2000
 	benchLimit   = 6000 // per minute, for the sandbox and the app alike
 	benchLatency = 50 * time.Millisecond
-	// naiveSample is how many rows the naive loop times before
-	// extrapolating, when all rows would take longer than naiveMax.
-	naiveSample = 200
-	naiveMax    = 6 * time.Minute
+	// scriptSample is how many rows the baseline script times before
+	// extrapolating, when all rows would take longer than scriptMax.
+	scriptSample = 200
+	scriptMax    = 6 * time.Minute
 )
 
 // benchEnv is a sandbox with enough rateable tickets and a store.
@@ -46,8 +47,9 @@ func totalCalls(st sandbox.Stats) int {
 
 // BenchmarkBulkRating runs 2,000 rating rows through the engine against a
 // sandbox with 50 ms latency and a 6,000/min limit, then the same rows
-// with injected 429s, then a naive one-at-a-time loop, and prints the
-// figures DESIGN.md's performance targets name.
+// with injected 429s, then the baseline DESIGN.md names — the strongest
+// simple alternative, a script making one call per row, one row after
+// another — and prints the figures the performance targets name.
 func BenchmarkBulkRating(b *testing.B) {
 	if b.N > 1 {
 		b.Skip("one run is the measurement")
@@ -90,47 +92,89 @@ func BenchmarkBulkRating(b *testing.B) {
 	b.Logf("engine with injected 429s: %d injected, %d failed rows (target 0), %d done, elapsed %v, sandbox throttled %d",
 		st429.Injected429, c429.Failed, c429.Done, elapsed429.Round(time.Millisecond), st429.Throttled)
 
-	// 3. The naive loop: one row after another, a direct lookup per row.
-	envN, ticketsN := benchEnv(b, sandbox.Faults{Latency: benchLatency})
-	zc, err := zendesk.New(envN.sb.URL, envN.db.TokenSource(envN.grant.ID, deadRefresh))
-	if err != nil {
-		b.Fatal(err)
+	// 3. The baseline: the strongest simple alternative, a script that
+	// sends each row as one call (X-On-Behalf-Of takes the email, so it
+	// needs no lookup), one after another, waiting out any 429.
+	envS, ticketsS := benchEnv(b, sandbox.Faults{Latency: benchLatency})
+	rows := make([]scriptRow, len(ticketsS))
+	for i, tk := range ticketsS {
+		u, _ := envS.sb.UserByID(tk.RequesterID)
+		rows[i] = scriptRow{email: u.Email, ticket: tk.ID, score: "good"}
 	}
-	runner := &actions.Runner{Zendesk: zc, Audit: envN.db, Admin: envN.admin}
-	rows := make([]actions.Rate, len(ticketsN))
-	for i, tk := range ticketsN {
-		u, _ := envN.sb.UserByID(tk.RequesterID)
-		rows[i] = actions.Rate{User: u.Email, Ticket: tk.ID, Score: "good"}
-	}
-	naiveFailed := 0
+	envS.sb.ResetStats()
 	start = time.Now()
-	done := 0
+	sent, scriptFailed, waited := 0, 0, 0
 	extrapolated := false
-	for i, a := range rows {
-		if _, err := runner.Run(context.Background(), a, actions.NewLookup(zc), actions.RunOptions{}); err != nil {
-			naiveFailed++
+	hc := &http.Client{Timeout: 30 * time.Second}
+	for i, r := range rows {
+		w, err := scriptRate(hc, envS.sb.URL, envS.tokens[0].AccessToken, r)
+		waited += w
+		if err != nil {
+			scriptFailed++
 		}
-		done++
-		if i+1 == naiveSample {
-			if projected := time.Since(start) * benchRows / naiveSample; projected > naiveMax {
+		sent++
+		if i+1 == scriptSample {
+			if projected := time.Since(start) * benchRows / scriptSample; projected > scriptMax {
 				extrapolated = true
 				break
 			}
 		}
 	}
-	naive := time.Since(start)
+	script := time.Since(start)
 	if extrapolated {
-		naive = naive * benchRows / time.Duration(done)
+		script = script * benchRows / time.Duration(sent)
 	}
-	b.ReportMetric(naive.Seconds(), "naive-s")
-	b.ReportMetric(naive.Seconds()/elapsed.Seconds(), "naive/engine")
+	b.ReportMetric(script.Seconds(), "script-s")
+	b.ReportMetric(script.Seconds()/elapsed.Seconds(), "script/engine")
 	how := "timed over all rows"
 	if extrapolated {
-		how = fmt.Sprintf("EXTRAPOLATED from %d rows (all %d would exceed %v)", done, benchRows, naiveMax)
+		how = fmt.Sprintf("EXTRAPOLATED from %d rows (all %d would exceed %v)", sent, benchRows, scriptMax)
 	}
-	b.Logf("naive loop: %v for %d rows, %s; %d failed; %.2f calls/row; naive ÷ engine = %.1f×",
-		naive.Round(time.Millisecond), benchRows, how, naiveFailed, float64(totalCalls(envN.sb.Stats()))/float64(done),
-		naive.Seconds()/elapsed.Seconds())
+	b.Logf("one-call-per-row script: %v for %d rows, %s; %d failed; %.2f calls/row; %d waits on 429; script ÷ engine = %.2f×",
+		script.Round(time.Millisecond), benchRows, how, scriptFailed, float64(totalCalls(envS.sb.Stats()))/float64(sent),
+		waited, script.Seconds()/elapsed.Seconds())
+}
+
+// scriptRow is one rating as the baseline script sends it.
+type scriptRow struct {
+	email  string
+	ticket int64
+	score  string
+}
+
+// scriptRate is what a minimal script does for one row: one POST of the
+// rating as the end user, named by email in X-On-Behalf-Of, sent again
+// after Retry-After whenever Zendesk answers 429. It reports how many
+// times it waited.
+func scriptRate(hc *http.Client, base, token string, r scriptRow) (int, error) {
+	body := fmt.Sprintf(`{"satisfaction_rating":{"score":%q}}`, r.score)
+	waits := 0
+	for {
+		req, err := http.NewRequest(http.MethodPost,
+			fmt.Sprintf("%s/api/v2/tickets/%d/satisfaction_rating", base, r.ticket), strings.NewReader(body))
+		if err != nil {
+			return waits, err
+		}
+		req.Header.Set("Authorization", "Bearer "+token)
+		req.Header.Set("X-On-Behalf-Of", r.email)
+		req.Header.Set("Content-Type", "application/json")
+		res, err := hc.Do(req)
+		if err != nil {
+			return waits, err
+		}
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		switch {
+		case res.StatusCode == http.StatusTooManyRequests:
+			secs, _ := strconv.Atoi(res.Header.Get("Retry-After"))
+			time.Sleep(time.Duration(max(secs, 1)) * time.Second)
+			waits++
+		case res.StatusCode >= 300:
+			return waits, fmt.Errorf("ticket %d: %s", r.ticket, res.Status)
+		default:
+			return waits, nil
+		}
+	}
 }
 
 // BenchmarkStore100k reads a 100,000-row rating CSV (bulk.Read), validates

@@ -154,15 +154,18 @@ func NewEngine(ctx context.Context, cfg Config) (*Engine, error) {
 	if e.throttle == nil {
 		e.throttle = NewThrottle(cfg.RateLimit, nil)
 		if cfg.DB.Dialect() == "postgres" {
-			// Replicas share the database: a Retry-After one of them
-			// gets pauses all of them.
-			e.throttle.SharePauses(dbPauses{db: cfg.DB, account: cfg.ZendeskURL})
+			// Replicas share the database, and through it the account's
+			// limit and any Retry-After one of them gets.
+			e.throttle.ShareLimit(dbLimit{db: cfg.DB, account: cfg.ZendeskURL})
 		}
 	}
 	rescue := cmpOr(cfg.RescueStuckJobsAfter, DefaultRescueStuckJobsAfter)
 	e.jobTimeout = rescue / 2
 	workers := river.NewWorkers()
 	if err := river.AddWorkerSafely(workers, &rowWorker{e: e}); err != nil {
+		return nil, fmt.Errorf("bulk: new engine: %w", err)
+	}
+	if err := river.AddWorkerSafely(workers, &queueWorker{e: e}); err != nil {
 		return nil, fmt.Errorf("bulk: new engine: %w", err)
 	}
 	poll := cmpOr(cfg.pollInterval, 200*time.Millisecond)
@@ -303,39 +306,96 @@ func (rowArgs) InsertOpts() river.InsertOpts {
 }
 
 // Confirm starts a previewed run for its owner, by, on their current
-// sign-in grantID (0 keeps the run's): in ONE transaction the run becomes
-// queued, its valid rows queued, and one job is inserted for the first row
-// of each target (a ticket or request; for new requests, an end user); the
-// rows after it on the same target are queued one by one as each ends, so
-// they reach Zendesk in file order. A run that is not in preview any more
-// gives store.ErrConflict.
+// sign-in grantID (0 keeps the run's). It answers at once, whatever the size
+// of the run: one short transaction confirms the run and inserts the job
+// that queues its rows in the background, in batches (queueWorker), so
+// the write lock is never held long and a crash while queuing resumes
+// where it stopped. A run that is not in preview any more gives
+// store.ErrConflict.
 func (e *Engine) Confirm(ctx context.Context, runID int64, by actions.Admin, grantID int64) error {
-	run, err := e.db.FindRunByID(ctx, runID)
-	if err != nil {
-		return fmt.Errorf("bulk: confirm run %d: %w", runID, err)
-	}
-	kind := actions.Kind(run.Kind)
-	target := func(r store.RunRow) string { return targetOf(kind, r.Action) }
-	err = e.db.StartRun(ctx, runID, store.Actor{ID: by.ID, Name: by.Name}, grantID, target, func(tx *sql.Tx, rows []int) error {
-		for len(rows) > 0 {
-			n := min(len(rows), 1000)
-			params := make([]river.InsertManyParams, n)
-			for i, num := range rows[:n] {
-				params[i] = river.InsertManyParams{Args: rowArgs{RunID: runID, Row: num}}
-			}
-			if _, err := e.queue.InsertManyTx(ctx, tx, params); err != nil {
-				return err
-			}
-			rows = rows[n:]
-		}
-		return nil
+	err := e.db.StartRun(ctx, runID, store.Actor{ID: by.ID, Name: by.Name}, grantID, func(tx *sql.Tx) error {
+		_, err := e.queue.InsertTx(ctx, tx, queueArgs{RunID: runID}, nil)
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("bulk: confirm run %d: %w", runID, err)
 	}
-	// A run without valid rows has nothing to wait for.
-	if _, err := e.db.FinishRunIfDone(ctx, runID); err != nil {
-		return fmt.Errorf("bulk: confirm run %d: %w", runID, err)
+	return nil
+}
+
+// queueBatch is how many rows one queuing transaction takes: small enough
+// that other writers (SQLite has one at a time) wait only tens of
+// milliseconds, since River's SQLite driver inserts jobs one by one.
+const queueBatch = 500
+
+// queueSlice is how long one run of the queuing job works before it hands
+// its worker back (and picks up again at once), well within any job
+// timeout.
+const queueSlice = 5 * time.Second
+
+// queueArgs is the job that queues a confirmed run's rows. Unique by
+// args: a run has one.
+type queueArgs struct {
+	RunID int64 `json:"run_id"`
+}
+
+// Kind implements river.JobArgs.
+func (queueArgs) Kind() string { return "onbehalf_bulk_queue" }
+
+// InsertOpts implements river.JobArgsWithInsertOpts.
+func (queueArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{MaxAttempts: jobMaxAttempts, UniqueOpts: river.UniqueOpts{ByArgs: true}}
+}
+
+// queueWorker queues a confirmed run's rows, in file order and in batches
+// (store.QueueBatch), chaining rows on one target so they run one after
+// another. Rows start being sent as soon as the first batch commits.
+type queueWorker struct {
+	river.WorkerDefaults[queueArgs]
+	e *Engine
+}
+
+// Work implements river.Worker.
+func (w *queueWorker) Work(ctx context.Context, job *river.Job[queueArgs]) error {
+	e, runID := w.e, job.Args.RunID
+	run, err := e.db.FindRunByID(ctx, runID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	kind := actions.Kind(run.Kind)
+	target := func(r store.RunRow) string { return targetOf(kind, r.Action) }
+	// Where the rows queued so far end, per target: read again on every
+	// start, so a queuer that died (or another one) leaves nothing stale.
+	last, cursor, err := e.db.ChainTails(ctx, runID, target)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	for cursor != store.QueueDone {
+		if time.Since(start) > queueSlice {
+			return river.JobSnooze(0)
+		}
+		cursor, err = e.db.QueueBatch(ctx, runID, cursor, queueBatch, target, last, func(tx *sql.Tx, heads []int) error {
+			params := make([]river.InsertManyParams, len(heads))
+			for i, num := range heads {
+				params[i] = river.InsertManyParams{Args: rowArgs{RunID: runID, Row: num}}
+			}
+			_, err := e.queue.InsertManyTx(ctx, tx, params)
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("bulk: queue rows of run %d: %w", runID, err)
+		}
+	}
+	// A run without valid rows, or whose rows all ended while it was
+	// being queued, has nothing more to wait for.
+	if done, err := e.db.FinishRunIfDone(ctx, runID); err != nil {
+		return err
+	} else if done {
+		e.forget(runID)
 	}
 	return nil
 }

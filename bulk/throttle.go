@@ -17,10 +17,11 @@ const lowRemainingPercent = 5
 
 // Throttle is the one budget of calls to one Zendesk account, shared by every
 // client acting for it in this process (zendesk-api.md §4.2: the limit is per
-// account, whoever's token and whichever end user). It implements
-// zendesk.Limiter: a token bucket at the configured rate with a small burst,
-// and on top of it whatever Zendesk's answers say (Retry-After,
-// X-Rate-Limit-Remaining). It is safe for concurrent use.
+// account, whoever's token and whichever end user), and, with ShareLimit, by
+// every replica. It implements zendesk.Limiter: a token bucket at the
+// configured rate with a small burst, and on top of it whatever Zendesk's
+// answers say (Retry-After, X-Rate-Limit, X-Rate-Limit-Remaining). It is safe
+// for concurrent use.
 type Throttle struct {
 	now   func() time.Time
 	sleep func(ctx context.Context, d time.Duration) error
@@ -42,44 +43,71 @@ type Throttle struct {
 	waits, observed429, observed503 int64
 	waitedTotal                     time.Duration
 
-	// shared, when set, keeps Retry-After pauses where every replica sees
-	// them (SharePauses).
-	shared PauseStore
+	// shared, when set, holds the account's bucket and its Retry-After
+	// pause where every replica sees them (ShareLimit). The bucket above
+	// then paces calls only while the database does not answer.
+	shared SharedLimit
+	// ownBucket keeps the bucket in this process and shares only the
+	// pause: what replicas did before the bucket was shared, kept so
+	// tests and benchmarks can show the difference.
+	ownBucket bool
 	// sharedUntil is the latest pause this throttle wrote to shared.
 	sharedUntil time.Time
 }
 
-// PauseStore keeps a Zendesk account's Retry-After pause where every
-// replica sees it (the database, on PostgreSQL).
-type PauseStore interface {
-	// RatePause returns when the pause ends (zero: none).
-	RatePause(ctx context.Context) (time.Time, error)
-	// ExtendRatePause makes the pause last at least until until.
-	ExtendRatePause(ctx context.Context, until time.Time) error
+// SharedLimit keeps a Zendesk account's call bucket and Retry-After pause
+// where every replica sees them (the database, on PostgreSQL). Its answers
+// are durations from its own clock's now, so replicas need not agree on
+// the time. store.DB has these methods for one account.
+type SharedLimit interface {
+	// TakeRateSlot takes the next call slot: slots are interval apart,
+	// up to tolerance's worth of them free after the account was idle.
+	TakeRateSlot(ctx context.Context, interval, tolerance time.Duration) (store.RateSlot, error)
+	// GiveBackRateSlot returns an unused slot of interval.
+	GiveBackRateSlot(ctx context.Context, interval time.Duration) error
+	// RatePause returns how long the pause still lasts (zero: none).
+	RatePause(ctx context.Context) (time.Duration, error)
+	// ExtendRatePause makes the pause last at least d from now.
+	ExtendRatePause(ctx context.Context, d time.Duration) error
 }
 
-// SharePauses makes the throttle keep 429 and 503 pauses in p as well as in
-// memory, and look at p before every call it lets through: a Retry-After
-// that one replica got stops every replica until it has passed
-// (zendesk-api.md §4.2: the limit is the account's). Call it before use.
-func (t *Throttle) SharePauses(p PauseStore) {
+// ShareLimit makes the throttle take every call's slot from s instead of
+// from its own bucket, and keep 429 and 503 pauses in s as well as in
+// memory, so that replicas each given the account's whole limit send no
+// more than that limit together, and a Retry-After one of them got stops
+// them all until it has passed (zendesk-api.md §4.2: the limit is the
+// account's). Call it before use.
+//
+// What Zendesk's headers say stays with the process that read them, as it
+// shapes the slots it takes: a lower X-Rate-Limit or a nearly spent window
+// makes its slots longer, which slows every replica; the other replicas
+// read the same headers on their own calls.
+func (t *Throttle) ShareLimit(s SharedLimit) {
 	t.mu.Lock()
-	t.shared = p
+	t.shared = s
 	t.mu.Unlock()
 }
 
-// dbPauses is a PauseStore on the store's database.
-type dbPauses struct {
+// dbLimit is a SharedLimit on the store's database.
+type dbLimit struct {
 	db      *store.DB
 	account string
 }
 
-func (p dbPauses) RatePause(ctx context.Context) (time.Time, error) {
-	return p.db.RatePause(ctx, p.account)
+func (l dbLimit) TakeRateSlot(ctx context.Context, interval, tolerance time.Duration) (store.RateSlot, error) {
+	return l.db.TakeRateSlot(ctx, l.account, interval, tolerance)
 }
 
-func (p dbPauses) ExtendRatePause(ctx context.Context, until time.Time) error {
-	return p.db.ExtendRatePause(ctx, p.account, until)
+func (l dbLimit) GiveBackRateSlot(ctx context.Context, interval time.Duration) error {
+	return l.db.GiveBackRateSlot(ctx, l.account, interval)
+}
+
+func (l dbLimit) RatePause(ctx context.Context) (time.Duration, error) {
+	return l.db.RatePause(ctx, l.account)
+}
+
+func (l dbLimit) ExtendRatePause(ctx context.Context, d time.Duration) error {
+	return l.db.ExtendRatePause(ctx, l.account, d)
 }
 
 // ThrottleStats counts what a Throttle did, for logs and tests.
@@ -141,24 +169,116 @@ func (t *Throttle) rateLocked(now time.Time) float64 {
 }
 
 // Wait blocks until a call may be sent, or returns ctx's error. A caller
-// takes its token at once and sleeps until the bucket has earned it, so
-// waiting callers are served in order; a block that starts while it sleeps
-// (another call got a 429) makes it wait for that too.
+// takes its slot at once and sleeps until it comes, so waiting callers are
+// served in order; a block that starts while it sleeps (a call got a 429,
+// here or, with ShareLimit, on another replica) makes it wait for that too.
 func (t *Throttle) Wait(ctx context.Context) error {
+	t.mu.Lock()
+	shared, own := t.shared, t.ownBucket
+	t.mu.Unlock()
+	switch {
+	case shared == nil:
+		return t.waitLocal(ctx)
+	case own:
+		return t.waitOwnBucket(ctx, shared)
+	}
+	return t.waitShared(ctx, shared)
+}
+
+// waitShared is Wait with the bucket in shared: one round trip takes the
+// slot and reads the pause, and one more after a sleep looks for a pause
+// that began meanwhile.
+//
+// A caller that gives up (ctx) or finds a pause after its sleep gives its
+// slot back; a slot whose answer was lost with the caller's context (or
+// the process) is lost, which only leaves the account a call short.
+func (t *Throttle) waitShared(ctx context.Context, shared SharedLimit) error {
+	counted := false
+	for {
+		t.mu.Lock()
+		now := t.now()
+		if now.Before(t.blockedUntil) {
+			// A pause already known here: no slot is taken before it
+			// ends.
+			d := t.blockedUntil.Sub(now)
+			t.noteWaitLocked(&counted, d)
+			t.mu.Unlock()
+			if err := t.sleep(ctx, d); err != nil {
+				return err
+			}
+			continue
+		}
+		interval := time.Duration(float64(time.Second) / t.rateLocked(now))
+		tolerance := time.Duration(t.burst * float64(interval))
+		t.mu.Unlock()
+
+		slot, err := shared.TakeRateSlot(ctx, interval, tolerance)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			// A database that does not answer does not stop the calls:
+			// this process's own bucket paces them, and Zendesk's 429s
+			// still stop them.
+			return t.waitLocal(ctx)
+		}
+		t.mu.Lock()
+		now = t.now()
+		if slot.Pause > 0 {
+			t.blockLocked(now, now.Add(slot.Pause))
+		}
+		if slot.Wait > 0 {
+			t.noteWaitLocked(&counted, slot.Wait)
+		}
+		t.mu.Unlock()
+		if slot.Wait == 0 {
+			return nil
+		}
+		if err := t.sleep(ctx, slot.Wait); err != nil {
+			t.giveBackShared(ctx, shared, interval)
+			return err
+		}
+		t.mu.Lock()
+		now = t.now()
+		blocked := now.Before(t.blockedUntil)
+		t.mu.Unlock()
+		if !blocked {
+			left, err := shared.RatePause(ctx)
+			if err != nil && ctx.Err() != nil {
+				t.giveBackShared(ctx, shared, interval)
+				return ctx.Err()
+			}
+			if err != nil || left == 0 {
+				return nil
+			}
+			t.mu.Lock()
+			now = t.now()
+			t.blockLocked(now, now.Add(left))
+			t.mu.Unlock()
+		}
+		// Paused while asleep: take a slot after the pause instead.
+		t.giveBackShared(ctx, shared, interval)
+	}
+}
+
+// giveBackShared returns an unused slot; on a context of its own, since
+// the caller's is usually what ended.
+func (t *Throttle) giveBackShared(ctx context.Context, shared SharedLimit, interval time.Duration) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	defer cancel()
+	_ = shared.GiveBackRateSlot(ctx, interval)
+}
+
+// waitOwnBucket is Wait with this process's bucket and the shared pause.
+func (t *Throttle) waitOwnBucket(ctx context.Context, shared SharedLimit) error {
 	for {
 		if err := t.waitLocal(ctx); err != nil {
 			return err
 		}
-		t.mu.Lock()
-		shared := t.shared
-		t.mu.Unlock()
-		if shared == nil {
-			return nil
-		}
 		// Another replica may have been told to wait: the pause it saved
 		// holds here too. A database that does not answer does not stop
 		// the calls: Zendesk's own 429s still would.
-		until, err := shared.RatePause(ctx)
+		left, err := shared.RatePause(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
 				t.giveBack()
@@ -166,13 +286,12 @@ func (t *Throttle) Wait(ctx context.Context) error {
 			}
 			return nil
 		}
-		t.mu.Lock()
-		now := t.now()
-		if !now.Before(until) {
-			t.mu.Unlock()
+		if left == 0 {
 			return nil
 		}
-		t.blockLocked(now, until)
+		t.mu.Lock()
+		now := t.now()
+		t.blockLocked(now, now.Add(left))
 		t.mu.Unlock()
 	}
 }
@@ -243,17 +362,19 @@ func (t *Throttle) Observe(info zendesk.RateInfo) {
 	t.observeLocked(info)
 	shared, until := t.shared, t.blockedUntil
 	share := shared != nil && until.After(before) && until.After(t.sharedUntil)
+	var left time.Duration
 	if share {
 		t.sharedUntil = until
+		left = until.Sub(t.now())
 	}
 	t.mu.Unlock()
-	if share {
+	if share && left > 0 {
 		// Written before the caller goes on, so that the replicas see the
 		// pause as soon as possible; a failure leaves them to find out
 		// from Zendesk.
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
-		_ = shared.ExtendRatePause(ctx, until)
+		_ = shared.ExtendRatePause(ctx, left)
 	}
 }
 
@@ -319,7 +440,7 @@ func (t *Throttle) Delay() time.Duration {
 }
 
 // PauseLeft is how long a call made now would have to wait for a pause:
-// Delay, or the pause another replica saved (SharePauses), whichever ends
+// Delay, or the pause another replica saved (ShareLimit), whichever ends
 // later. It reads the shared pause afresh, so it is the check to make last
 // before a write goes out.
 func (t *Throttle) PauseLeft(ctx context.Context) time.Duration {
@@ -330,22 +451,21 @@ func (t *Throttle) PauseLeft(ctx context.Context) time.Duration {
 	if shared == nil {
 		return d
 	}
-	until, err := shared.RatePause(ctx)
-	if err != nil {
+	left, err := shared.RatePause(ctx)
+	if err != nil || left == 0 {
 		return d
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	now := t.now()
-	if now.Before(until) {
-		t.blockLocked(now, until)
-	}
-	return max(d, until.Sub(now))
+	t.blockLocked(now, now.Add(left))
+	return max(d, left)
 }
 
 // RatePerMinute is the rate the throttle keeps to now: the configured rate,
 // or Zendesk's advertised limit when that is lower, or the pace a nearly
-// spent window allows.
+// spent window allows. With ShareLimit it is the account's rate, all
+// replicas together.
 func (t *Throttle) RatePerMinute() float64 {
 	t.mu.Lock()
 	defer t.mu.Unlock()

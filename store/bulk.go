@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -77,6 +78,23 @@ type Run struct {
 	// promise 11); CancelledBy the admin who cancelled it, who may be
 	// anyone. Zero when nobody did.
 	ConfirmedBy, CancelledBy Actor
+	// QueueCursor is the number of the last row QueueBatch has handled
+	// (QueueDone once every row is queued); QueuedRows counts the rows it
+	// has queued so far.
+	QueueCursor, QueuedRows int
+}
+
+// QueueDone is Run.QueueCursor once a confirmed run's rows are all queued.
+const QueueDone = 2147483647
+
+// Queuing reports whether the run was confirmed and its rows are still
+// being queued in the background.
+func (r *Run) Queuing() bool {
+	switch r.State {
+	case RunQueued, RunRunning, RunPaused:
+		return r.QueueCursor != QueueDone
+	}
+	return false
 }
 
 // Actor names the admin who did something to a run.
@@ -103,7 +121,8 @@ type RunFilter struct {
 
 const runColumns = `id, admin_id, admin_name, grant_id, kind, file_name, state, paused_reason,
 	header, mapping, delimiter, total, valid, invalid, duplicates, retry_of, preflighted,
-	created_at, started_at, finished_at, confirmed_by_id, confirmed_by_name, cancelled_by_id, cancelled_by_name`
+	created_at, started_at, finished_at, confirmed_by_id, confirmed_by_name, cancelled_by_id, cancelled_by_name,
+	queue_cursor, queued_rows`
 
 // queryer is what both *sql.DB and *sql.Tx offer, so helpers run inside or
 // outside a transaction.
@@ -237,7 +256,7 @@ func scanRun(s scanner) (*Run, error) {
 	if err := s.Scan(&r.ID, &r.AdminID, &r.AdminName, &r.GrantID, &r.Kind, &r.FileName, &r.State,
 		&r.PausedReason, &header, &mapping, &r.Delimiter, &r.Total, &r.Valid, &r.Invalid, &r.Duplicates,
 		&r.RetryOf, &preflighted, &created, &started, &finished, &r.ConfirmedBy.ID, &r.ConfirmedBy.Name,
-		&r.CancelledBy.ID, &r.CancelledBy.Name); err != nil {
+		&r.CancelledBy.ID, &r.CancelledBy.Name, &r.QueueCursor, &r.QueuedRows); err != nil {
 		return nil, err
 	}
 	if err := json.Unmarshal([]byte(header), &r.Header); err != nil {
@@ -290,27 +309,24 @@ func pageBounds(limit, offset int) (int, int) {
 	return min(limit, MaxListLimit), max(offset, 0)
 }
 
-// StartRun confirms a run in ONE transaction: the run goes from RunPreview to
-// RunQueued (from any other state: ErrConflict), records by as the admin who
-// confirmed it and, when grantID is not 0, switches to that grant (the
-// confirming admin's current sign-in); its valid pending rows become
-// RowQueued. Rows that act on the same target (target(row), "" for none)
-// are chained in file order (RunRow.After and Next): only the first row of
-// each chain is handed to enqueue, with the transaction, so the job queue
-// inserts those jobs in the same transaction; FinishRow queues each next
-// row when the one before it ends. If enqueue fails nothing changes; if the
-// commit fails no job exists either.
-func (db *DB) StartRun(ctx context.Context, runID int64, by Actor, grantID int64, target func(RunRow) string,
-	enqueue func(tx *sql.Tx, rows []int) error) error {
+// StartRun confirms a run in ONE short transaction: the run goes from
+// RunPreview to RunQueued (from any other state: ErrConflict), records by as
+// the admin who confirmed it and, when grantID is not 0, switches to that
+// grant (the confirming admin's current sign-in). enqueue is called with the
+// transaction, so the job that queues the rows (QueueBatch, in the
+// background and in batches) is inserted with the confirmation or not at
+// all: a crash after the commit leaves that job to finish the queuing. If
+// enqueue fails nothing changes.
+func (db *DB) StartRun(ctx context.Context, runID int64, by Actor, grantID int64, enqueue func(tx *sql.Tx) error) error {
 	tx, err := db.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("store: start run %d: %w", runID, err)
 	}
 	defer tx.Rollback()
-	now := toDBTime(db.now())
 	res, err := tx.ExecContext(ctx, db.dialect.rebind(`UPDATE bulk_runs SET state = ?, started_at = ?,
-		confirmed_by_id = ?, confirmed_by_name = ?, grant_id = CASE WHEN ? > 0 THEN ? ELSE grant_id END
-		WHERE id = ? AND state = ?`), RunQueued, now, by.ID, by.Name, grantID, grantID, runID, RunPreview)
+		confirmed_by_id = ?, confirmed_by_name = ?, grant_id = CASE WHEN ? > 0 THEN ? ELSE grant_id END,
+		queue_cursor = 0, queued_rows = 0
+		WHERE id = ? AND state = ?`), RunQueued, toDBTime(db.now()), by.ID, by.Name, grantID, grantID, runID, RunPreview)
 	if err != nil {
 		return fmt.Errorf("store: start run %d: %w", runID, err)
 	}
@@ -327,65 +343,230 @@ func (db *DB) StartRun(ctx context.Context, runID int64, by Actor, grantID int64
 		}
 		return fmt.Errorf("store: start run %d: run is %s, not %s: %w", runID, state, RunPreview, ErrConflict)
 	}
-	if _, err := tx.ExecContext(ctx, db.dialect.rebind(`UPDATE bulk_rows SET state = ?, updated_at = ?
-		WHERE run_id = ? AND state = ? AND valid = 1`), RowQueued, now, runID, RowPending); err != nil {
-		return fmt.Errorf("store: start run %d: queue rows: %w", runID, err)
-	}
-	rows, err := tx.QueryContext(ctx, db.dialect.rebind(`SELECT number, action FROM bulk_rows
-		WHERE run_id = ? AND state = ? ORDER BY number`), runID, RowQueued)
-	if err != nil {
-		return fmt.Errorf("store: start run %d: list rows: %w", runID, err)
-	}
-	var heads []int
-	var links [][2]int // {earlier, later} on one target
-	last := map[string]int{}
-	for rows.Next() {
-		var r RunRow
-		var action string
-		if err := rows.Scan(&r.Number, &action); err != nil {
-			rows.Close()
-			return fmt.Errorf("store: start run %d: list rows: %w", runID, err)
-		}
-		r.RunID, r.Action = runID, []byte(action)
-		key := ""
-		if target != nil {
-			key = target(r)
-		}
-		if prev, ok := last[key]; ok && key != "" {
-			links = append(links, [2]int{prev, r.Number})
-		} else {
-			heads = append(heads, r.Number)
-		}
-		if key != "" {
-			last[key] = r.Number
-		}
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("store: start run %d: list rows: %w", runID, err)
-	}
-	if len(links) > 0 {
-		st, err := tx.PrepareContext(ctx, db.dialect.rebind(`UPDATE bulk_rows SET
-			next_number = CASE WHEN number = ? THEN ? ELSE next_number END,
-			after_number = CASE WHEN number = ? THEN ? ELSE after_number END
-			WHERE run_id = ? AND number IN (?, ?)`))
-		if err != nil {
-			return fmt.Errorf("store: start run %d: chain rows: %w", runID, err)
-		}
-		defer st.Close()
-		for _, l := range links {
-			if _, err := st.ExecContext(ctx, l[0], l[1], l[1], l[0], runID, l[0], l[1]); err != nil {
-				return fmt.Errorf("store: start run %d: chain rows %d and %d: %w", runID, l[0], l[1], err)
-			}
-		}
-	}
-	if err := enqueue(tx, heads); err != nil {
+	if err := enqueue(tx); err != nil {
 		return fmt.Errorf("store: start run %d: enqueue: %w", runID, err)
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("store: start run %d: commit: %w", runID, err)
 	}
 	return nil
+}
+
+// QueueBatch queues the next rows of a confirmed run, in file order, in ONE
+// transaction: up to limit valid pending rows after the run's queue cursor
+// become RowQueued; each is chained after the last row before it on the same
+// target (target(row), "" for none; last maps a target to that row, and
+// QueueBatch updates it), and the rows that wait for nobody are handed to
+// enqueue with the transaction, so the job queue inserts their jobs there;
+// the cursor and the count of queued rows advance. A row whose predecessor
+// has already ended waits for nobody.
+//
+// from is the cursor the caller last saw (ChainTails or the previous
+// batch): if the run's cursor moved meanwhile, another queuer is at work
+// and QueueBatch returns ErrConflict without doing anything, so no row is
+// queued twice and last can be rebuilt. It returns the run's new cursor:
+// QueueDone when every row is queued, and also (doing nothing) when the run
+// is no longer queued, running or paused (cancelled, say). On an error last
+// may have changed: rebuild it with ChainTails.
+func (db *DB) QueueBatch(ctx context.Context, runID int64, from, limit int, target func(RunRow) string,
+	last map[string]int, enqueue func(tx *sql.Tx, heads []int) error) (int, error) {
+	tx, err := db.db.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, fmt.Errorf("store: queue rows of run %d: %w", runID, err)
+	}
+	defer tx.Rollback()
+	// An UPDATE that changes nothing locks the run's row on PostgreSQL
+	// (SQLite has one writer anyway): queuers and a cancel take turns.
+	var cursor int
+	err = tx.QueryRowContext(ctx, db.dialect.rebind(`UPDATE bulk_runs SET queue_cursor = queue_cursor
+		WHERE id = ? AND state IN (?, ?, ?) RETURNING queue_cursor`), runID, RunQueued, RunRunning, RunPaused).Scan(&cursor)
+	if errors.Is(err, sql.ErrNoRows) {
+		return QueueDone, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("store: queue rows of run %d: %w", runID, err)
+	}
+	if cursor != from {
+		return cursor, fmt.Errorf("store: queue rows of run %d: cursor at %d, not %d: %w", runID, cursor, from, ErrConflict)
+	}
+	if cursor == QueueDone {
+		return QueueDone, nil
+	}
+	rows, err := tx.QueryContext(ctx, db.dialect.rebind(`SELECT number, action FROM bulk_rows
+		WHERE run_id = ? AND number > ? AND valid = 1 AND state = ? ORDER BY number LIMIT ?`),
+		runID, cursor, RowPending, limit)
+	if err != nil {
+		return 0, fmt.Errorf("store: queue rows of run %d: %w", runID, err)
+	}
+	var batch []RunRow
+	for rows.Next() {
+		r := RunRow{RunID: runID}
+		var action string
+		if err := rows.Scan(&r.Number, &action); err != nil {
+			rows.Close()
+			return 0, fmt.Errorf("store: queue rows of run %d: %w", runID, err)
+		}
+		r.Action = []byte(action)
+		batch = append(batch, r)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, fmt.Errorf("store: queue rows of run %d: %w", runID, err)
+	}
+	next := QueueDone
+	if len(batch) == limit {
+		next = batch[len(batch)-1].Number
+	}
+	var heads []int
+	links := map[int]int{} // earlier row -> the row after it, on one target
+	for _, r := range batch {
+		key := ""
+		if target != nil {
+			key = target(r)
+		}
+		prev, ok := last[key]
+		if key != "" {
+			last[key] = r.Number
+		}
+		if !ok || key == "" {
+			heads = append(heads, r.Number)
+			continue
+		}
+		links[prev] = r.Number
+	}
+	linked, err := db.linkRows(ctx, tx, runID, links)
+	if err != nil {
+		return 0, fmt.Errorf("store: queue rows of run %d: %w", runID, err)
+	}
+	for prev, n := range links {
+		if !linked[prev] {
+			// prev ended before this batch: n waits for nobody.
+			heads = append(heads, n)
+		}
+	}
+	slices.Sort(heads)
+	if len(batch) > 0 {
+		if _, err := tx.ExecContext(ctx, db.dialect.rebind(`UPDATE bulk_rows SET state = ?, updated_at = ?
+			WHERE run_id = ? AND number > ? AND number <= ? AND valid = 1 AND state = ?`),
+			RowQueued, toDBTime(db.now()), runID, cursor, batch[len(batch)-1].Number, RowPending); err != nil {
+			return 0, fmt.Errorf("store: queue rows of run %d: %w", runID, err)
+		}
+	}
+	if len(heads) > 0 {
+		if err := enqueue(tx, heads); err != nil {
+			return 0, fmt.Errorf("store: queue rows of run %d: enqueue: %w", runID, err)
+		}
+	}
+	if _, err := tx.ExecContext(ctx, db.dialect.rebind(`UPDATE bulk_runs SET queue_cursor = ?,
+		queued_rows = queued_rows + ? WHERE id = ?`), next, len(batch), runID); err != nil {
+		return 0, fmt.Errorf("store: queue rows of run %d: %w", runID, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, fmt.Errorf("store: queue rows of run %d: commit: %w", runID, err)
+	}
+	return next, nil
+}
+
+// linkRows chains each row after its earlier row on the same target (links
+// maps the earlier to the later) in two statements, whatever their number:
+// the earlier row points at the later only if it has not ended (FinishRow
+// reads next_number in the same row, so one of the two sees the other), and
+// the later row then records what it waits for. It returns the earlier rows
+// that were linked.
+func (db *DB) linkRows(ctx context.Context, tx *sql.Tx, runID int64, links map[int]int) (map[int]bool, error) {
+	linked := map[int]bool{}
+	if len(links) == 0 {
+		return linked, nil
+	}
+	var next, in strings.Builder
+	var args []any
+	for prev, n := range links {
+		next.WriteString(" WHEN ? THEN CAST(? AS BIGINT)")
+		args = append(args, prev, n)
+	}
+	args = append(args, runID)
+	for prev := range links {
+		if in.Len() > 0 {
+			in.WriteString(", ")
+		}
+		in.WriteString("?")
+		args = append(args, prev)
+	}
+	args = append(args, RowPending, RowQueued)
+	rows, err := tx.QueryContext(ctx, db.dialect.rebind(`UPDATE bulk_rows SET next_number = CASE number`+next.String()+
+		` END WHERE run_id = ? AND number IN (`+in.String()+`) AND state IN (?, ?) RETURNING number`), args...)
+	if err != nil {
+		return nil, fmt.Errorf("chain rows: %w", err)
+	}
+	for rows.Next() {
+		var prev int
+		if err := rows.Scan(&prev); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("chain rows: %w", err)
+		}
+		linked[prev] = true
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("chain rows: %w", err)
+	}
+	if len(linked) == 0 {
+		return linked, nil
+	}
+	var after, in2 strings.Builder
+	args = args[:0]
+	for prev := range linked {
+		after.WriteString(" WHEN ? THEN CAST(? AS BIGINT)")
+		args = append(args, links[prev], prev)
+	}
+	args = append(args, runID)
+	for prev := range linked {
+		if in2.Len() > 0 {
+			in2.WriteString(", ")
+		}
+		in2.WriteString("?")
+		args = append(args, links[prev])
+	}
+	if _, err := tx.ExecContext(ctx, db.dialect.rebind(`UPDATE bulk_rows SET after_number = CASE number`+after.String()+
+		` END WHERE run_id = ? AND number IN (`+in2.String()+`)`), args...); err != nil {
+		return nil, fmt.Errorf("chain rows: %w", err)
+	}
+	return linked, nil
+}
+
+// ChainTails rebuilds, for a run being queued, what QueueBatch needs after a
+// restart: for each target, the last row already queued on it, and the
+// run's queue cursor.
+func (db *DB) ChainTails(ctx context.Context, runID int64, target func(RunRow) string) (map[string]int, int, error) {
+	var cursor int
+	if err := db.queryRow(ctx, `SELECT queue_cursor FROM bulk_runs WHERE id = ?`, runID).Scan(&cursor); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			err = ErrNotFound
+		}
+		return nil, 0, fmt.Errorf("store: chain tails of run %d: %w", runID, err)
+	}
+	last := map[string]int{}
+	rows, err := db.query(ctx, `SELECT number, action FROM bulk_rows
+		WHERE run_id = ? AND number <= ? AND valid = 1 AND state <> ? ORDER BY number`, runID, cursor, RowPending)
+	if err != nil {
+		return nil, 0, fmt.Errorf("store: chain tails of run %d: %w", runID, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		r := RunRow{RunID: runID}
+		var action string
+		if err := rows.Scan(&r.Number, &action); err != nil {
+			return nil, 0, fmt.Errorf("store: chain tails of run %d: %w", runID, err)
+		}
+		r.Action = []byte(action)
+		if key := target(r); key != "" {
+			last[key] = r.Number
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, 0, fmt.Errorf("store: chain tails of run %d: %w", runID, err)
+	}
+	return last, cursor, nil
 }
 
 // SetRunState moves the run to state to, with reason as PausedReason, only

@@ -43,14 +43,8 @@ func (db *DB) RemapRun(ctx context.Context, runID int64, mapping map[string]int,
 	if err != nil {
 		return fmt.Errorf("store: remap run %d: %w", runID, err)
 	}
-	upd, err := tx.PrepareContext(ctx, db.dialect.rebind(`UPDATE bulk_rows
-		SET action = ?, valid = ?, errors = ?, row_key = ?, duplicate = ?, state = ?, preflight_error = '', updated_at = ?
-		WHERE run_id = ? AND number = ?`))
-	if err != nil {
-		return fmt.Errorf("store: remap run %d: %w", runID, err)
-	}
-	defer upd.Close()
-	now := toDBTime(db.now())
+	upd := db.newRowUpdater(tx, runID, []string{"action", "valid", "errors", "row_key", "duplicate", "state", "preflight_error"},
+		[]string{"TEXT", "BIGINT", "TEXT", "TEXT", "BIGINT", "TEXT", "TEXT"})
 	var valid, invalid, dups int
 	for _, r := range rows {
 		nr := redo(r)
@@ -68,9 +62,12 @@ func (db *DB) RemapRun(ctx context.Context, runID int64, mapping map[string]int,
 		if err != nil {
 			return fmt.Errorf("store: remap run %d: %w", runID, err)
 		}
-		if _, err := upd.ExecContext(ctx, string(nr.Action), boolInt(nr.Valid), errs, nr.Key, boolInt(nr.Duplicate), state, now, runID, r.Number); err != nil {
-			return fmt.Errorf("store: remap run %d row %d: %w", runID, r.Number, err)
+		if err := upd.add(ctx, r.Number, string(nr.Action), boolInt(nr.Valid), errs, nr.Key, boolInt(nr.Duplicate), state, ""); err != nil {
+			return fmt.Errorf("store: remap run %d: %w", runID, err)
 		}
+	}
+	if err := upd.flush(ctx); err != nil {
+		return fmt.Errorf("store: remap run %d: %w", runID, err)
 	}
 	_, mappingJSON, err := encodeRunJSON(&Run{Mapping: mapping})
 	if err != nil {

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 )
@@ -78,7 +80,8 @@ type RowFilter struct {
 // RunCounts counts a run's rows per state.
 type RunCounts struct {
 	Total, Invalid, Pending, Queued, Done, Failed, Skipped int
-	// Waiting counts queued rows snoozed on Zendesk's rate limit right now.
+	// Waiting counts queued rows snoozed on Zendesk's rate limit (EndAttempt
+	// with a WaitingUntil) that no worker has taken again yet.
 	Waiting int
 	// PreflightErrors counts rows the pre-flight expects to fail.
 	PreflightErrors int
@@ -201,6 +204,82 @@ func (ins *rowInserter) insert(ctx context.Context, runID int64, rows []RunRow) 
 	return nil
 }
 
+// errorRowsPredicate selects the rows RowFilter.OnlyErrors keeps: the
+// predicate of the partial index bulk_rows_errors, word for word, with
+// literals rather than parameters (SQLite uses a partial index only for a
+// query that repeats its WHERE terms).
+const errorRowsPredicate = "(state IN ('" + RowInvalid + "', '" + RowFailed + "') OR preflight_error <> '')"
+
+// rowUpdateChunk is how many rows one rowUpdater statement changes. A
+// statement, not a row, is what moves a run's counter row on PostgreSQL
+// (migration 0004): updating one row many times in one transaction costs
+// time that grows with the number of updates so far, so a transaction
+// that changes rows one statement each (a remap, a pre-flight) would take
+// quadratic time on a big run.
+const rowUpdateChunk = 500
+
+// rowUpdater gives rows of one run new values, in UPDATE … FROM (VALUES …)
+// statements of up to rowUpdateChunk rows: set names the columns, and
+// types their SQL types (the VALUES need them on PostgreSQL), in the order
+// of the values given to add after the row number. updated_at is set too.
+type rowUpdater struct {
+	db    *DB
+	tx    *sql.Tx
+	runID int64
+	set   []string
+	types []string
+	now   int64
+	args  []any
+	n     int
+}
+
+func (db *DB) newRowUpdater(tx *sql.Tx, runID int64, set, types []string) *rowUpdater {
+	return &rowUpdater{db: db, tx: tx, runID: runID, set: set, types: types, now: toDBTime(db.now())}
+}
+
+// add queues new values for row number, and writes the queued rows once
+// there are rowUpdateChunk of them.
+func (u *rowUpdater) add(ctx context.Context, number int, values ...any) error {
+	u.args = append(append(u.args, number), values...)
+	u.n++
+	if u.n == rowUpdateChunk {
+		return u.flush(ctx)
+	}
+	return nil
+}
+
+// flush writes the queued rows.
+func (u *rowUpdater) flush(ctx context.Context) error {
+	if u.n == 0 {
+		return nil
+	}
+	// VALUES columns are column1, column2, … in both dialects.
+	var b strings.Builder
+	b.WriteString("UPDATE bulk_rows SET ")
+	for i, col := range u.set {
+		fmt.Fprintf(&b, "%s = v.column%d, ", col, i+2)
+	}
+	b.WriteString("updated_at = ? FROM (VALUES ")
+	one := "(CAST(? AS BIGINT)"
+	for _, typ := range u.types {
+		one += ", CAST(? AS " + typ + ")"
+	}
+	one += ")"
+	for i := range u.n {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(one)
+	}
+	b.WriteString(") AS v WHERE bulk_rows.run_id = ? AND bulk_rows.number = v.column1")
+	args := append(append([]any{u.now}, u.args...), u.runID)
+	if _, err := u.tx.ExecContext(ctx, u.db.dialect.rebind(b.String()), args...); err != nil {
+		return err
+	}
+	u.args, u.n = u.args[:0], 0
+	return nil
+}
+
 // rowWhere builds the WHERE clause of f for run runID.
 func rowWhere(runID int64, f RowFilter) (string, []any) {
 	where := []string{"run_id = ?"}
@@ -212,8 +291,9 @@ func rowWhere(runID int64, f RowFilter) (string, []any) {
 		}
 	}
 	if f.OnlyErrors {
-		where = append(where, "(state IN (?, ?) OR preflight_error <> '')")
-		args = append(args, RowInvalid, RowFailed)
+		// Written out as bulk_rows_errors' predicate (migration 0004), so
+		// both planners see that the partial index holds every such row.
+		where = append(where, errorRowsPredicate)
 	}
 	if f.FromNumber > 0 {
 		where = append(where, "number >= ?")
@@ -231,7 +311,13 @@ func rowWhere(runID int64, f RowFilter) (string, []any) {
 func (db *DB) ListRunRows(ctx context.Context, runID int64, f RowFilter) ([]RunRow, int, error) {
 	cond, args := rowWhere(runID, f)
 	var total int
-	if err := db.queryRow(ctx, `SELECT COUNT(*) FROM bulk_rows`+cond, args...).Scan(&total); err != nil {
+	if col, ok := countedBy(f); ok {
+		// One row of counters instead of counting a big run's rows.
+		err := db.queryRow(ctx, `SELECT `+col+` FROM bulk_run_counts WHERE run_id = ?`, runID).Scan(&total)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return nil, 0, fmt.Errorf("store: list rows of run %d: count: %w", runID, err)
+		}
+	} else if err := db.queryRow(ctx, `SELECT COUNT(*) FROM bulk_rows`+cond, args...).Scan(&total); err != nil {
 		return nil, 0, fmt.Errorf("store: list rows of run %d: count: %w", runID, err)
 	}
 	limit, offset := pageBounds(f.Limit, f.Offset)
@@ -241,6 +327,37 @@ func (db *DB) ListRunRows(ctx context.Context, runID int64, f RowFilter) ([]RunR
 		return nil, 0, fmt.Errorf("store: list rows of run %d: %w", runID, err)
 	}
 	return rows, total, nil
+}
+
+// stateCounters names the bulk_run_counts column of each row state.
+var stateCounters = map[string]string{RowInvalid: "invalid", RowPending: "pending", RowQueued: "queued",
+	RowDone: "done", RowFailed: "failed", RowSkipped: "skipped"}
+
+// countedBy returns the expression over bulk_run_counts' columns that
+// counts the rows f selects, if the counters can (f selects by states only,
+// or only errors): false for row ranges and for states and errors at once.
+func countedBy(f RowFilter) (string, bool) {
+	switch {
+	case f.FromNumber > 0 || f.ToNumber > 0:
+		return "", false
+	case f.OnlyErrors && len(f.States) > 0:
+		return "", false
+	case f.OnlyErrors:
+		return "with_errors", true
+	case len(f.States) == 0:
+		return "total", true
+	}
+	var cols []string
+	for _, st := range f.States {
+		col, ok := stateCounters[st]
+		if !ok {
+			return "", false
+		}
+		if !slices.Contains(cols, col) {
+			cols = append(cols, col)
+		}
+	}
+	return strings.Join(cols, " + "), true
 }
 
 // queryRows runs a SELECT of rowColumns and scans every row.
@@ -325,47 +442,21 @@ func (db *DB) EachRunRow(ctx context.Context, runID int64, fn func(RunRow) error
 	}
 }
 
-// RunCounts counts the run's rows per state. Waiting counts the queued rows
-// whose WaitingUntil is still ahead.
+// RunCounts returns the run's counts of rows per state, or ErrNotFound. It
+// reads one row, whatever the size of the run: triggers on bulk_rows keep
+// bulk_run_counts up to date in the statement that changes a row (migration
+// 0004). Waiting counts the queued rows snoozed on the rate limit since
+// then, until a worker takes them again, even if their WaitingUntil has
+// passed meanwhile (a time-dependent count could not be kept by triggers).
 func (db *DB) RunCounts(ctx context.Context, runID int64) (RunCounts, error) {
-	rows, err := db.query(ctx, `SELECT state, COUNT(*),
-		SUM(CASE WHEN waiting_until > ? THEN 1 ELSE 0 END),
-		SUM(CASE WHEN preflight_error <> '' THEN 1 ELSE 0 END),
-		SUM(in_flight)
-		FROM bulk_rows WHERE run_id = ? GROUP BY state`, toDBTime(db.now()), runID)
-	if err != nil {
-		return RunCounts{}, fmt.Errorf("store: count rows of run %d: %w", runID, err)
-	}
-	defer rows.Close()
 	var c RunCounts
-	for rows.Next() {
-		var state string
-		var n, waiting, pre, inFlight int
-		if err := rows.Scan(&state, &n, &waiting, &pre, &inFlight); err != nil {
-			return RunCounts{}, fmt.Errorf("store: count rows of run %d: %w", runID, err)
-		}
-		c.Total += n
-		c.PreflightErrors += pre
-		if state == RowPending || state == RowQueued {
-			c.InFlight += inFlight
-		}
-		switch state {
-		case RowInvalid:
-			c.Invalid = n
-		case RowPending:
-			c.Pending = n
-		case RowQueued:
-			c.Queued = n
-			c.Waiting = waiting
-		case RowDone:
-			c.Done = n
-		case RowFailed:
-			c.Failed = n
-		case RowSkipped:
-			c.Skipped = n
-		}
+	err := db.queryRow(ctx, `SELECT total, invalid, pending, queued, done, failed, skipped, waiting,
+		preflight_errors, in_flight FROM bulk_run_counts WHERE run_id = ?`, runID).Scan(&c.Total, &c.Invalid,
+		&c.Pending, &c.Queued, &c.Done, &c.Failed, &c.Skipped, &c.Waiting, &c.PreflightErrors, &c.InFlight)
+	if errors.Is(err, sql.ErrNoRows) {
+		return RunCounts{}, fmt.Errorf("store: count rows of run %d: %w", runID, ErrNotFound)
 	}
-	if err := rows.Err(); err != nil {
+	if err != nil {
 		return RunCounts{}, fmt.Errorf("store: count rows of run %d: %w", runID, err)
 	}
 	return c, nil
@@ -543,18 +634,14 @@ func (db *DB) SetRowPreflight(ctx context.Context, runID int64, errs map[int]str
 		WHERE run_id = ? AND preflight_error <> ''`), now, runID); err != nil {
 		return fmt.Errorf("store: set preflight of run %d: clear: %w", runID, err)
 	}
-	if len(errs) > 0 {
-		st, err := tx.PrepareContext(ctx, db.dialect.rebind(`UPDATE bulk_rows SET preflight_error = ?, updated_at = ?
-			WHERE run_id = ? AND number = ?`))
-		if err != nil {
+	upd := db.newRowUpdater(tx, runID, []string{"preflight_error"}, []string{"TEXT"})
+	for _, n := range slices.Sorted(maps.Keys(errs)) {
+		if err := upd.add(ctx, n, errs[n]); err != nil {
 			return fmt.Errorf("store: set preflight of run %d: %w", runID, err)
 		}
-		defer st.Close()
-		for n, msg := range errs {
-			if _, err := st.ExecContext(ctx, msg, now, runID, n); err != nil {
-				return fmt.Errorf("store: set preflight of row %d of run %d: %w", n, runID, err)
-			}
-		}
+	}
+	if err := upd.flush(ctx); err != nil {
+		return fmt.Errorf("store: set preflight of run %d: %w", runID, err)
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("store: set preflight of run %d: commit: %w", runID, err)

@@ -19,22 +19,16 @@ func ticketOf(r RunRow) string {
 	return string(rune('0' + a.Ticket%10)) // rows 2, 12, 22… share a ticket
 }
 
-// TestStartRunChainsRowsOnOneTarget checks that rows on one target are
-// linked in file order, only the first of each chain is queued at once, and
-// finishing a row hands the next one to the queue in the same transaction.
-func TestStartRunChainsRowsOnOneTarget(t *testing.T) {
+// TestQueueBatchChainsRowsOnOneTarget checks that rows on one target are
+// linked in file order across batches, only the first of each chain is
+// queued at once, and finishing a row hands the next one to the queue in the
+// same transaction.
+func TestQueueBatchChainsRowsOnOneTarget(t *testing.T) {
 	t.Parallel()
 	forEachDB(t, func(t *testing.T, dsn string) {
 		db := mustOpen(t, dsn, Options{})
 		r := newTestRun(t, db, 1, 14) // rows 2..15; tickets 100..113; 4, 7, 10, 13 invalid
-		var heads []int
-		err := db.StartRun(t.Context(), r.ID, Actor{ID: 1, Name: "Admin 1"}, 0, ticketOf, func(tx *sql.Tx, rows []int) error {
-			heads = rows
-			return nil
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
+		heads := mustStartRunBy(t, db, r.ID, ticketOf)
 		// Valid rows 2 3 5 6 8 9 11 12 14 15 on tickets 100 101 103 104
 		// 106 107 109 110 112 113: targets (ticket mod 10) 0 1 3 4 6 7 9 0
 		// 2 3, so row 12 follows row 2 and row 15 follows row 5.
@@ -135,6 +129,83 @@ func TestBeginWriteRacesCancel(t *testing.T) {
 					t.Errorf("row %d: passed the gate %v, now %s in flight %v", n, passed[n], row.State, row.InFlight)
 				}
 			}
+		}
+	})
+}
+
+// TestQueueBatchResumesAndNeverQueuesTwice queues a run in batches with a
+// "crash" in between (the map of chain tails is lost and rebuilt), a second
+// queuer racing with a stale cursor, a row that ends before its successor's
+// batch, and a cancel half-way: no row is queued twice, chains hold across
+// batches, and queuing stops at the cancel.
+func TestQueueBatchResumesAndNeverQueuesTwice(t *testing.T) {
+	t.Parallel()
+	forEachDB(t, func(t *testing.T, dsn string) {
+		db := mustOpen(t, dsn, Options{})
+		r := newTestRun(t, db, 1, 24) // rows 2..25; valid: not 4, 7, 10, …
+		if err := db.StartRun(t.Context(), r.ID, Actor{ID: 1, Name: "Admin 1"}, 0, func(*sql.Tx) error { return nil }); err != nil {
+			t.Fatal(err)
+		}
+		seen := map[int]int{}
+		enqueue := func(tx *sql.Tx, rows []int) error {
+			for _, n := range rows {
+				seen[n]++
+			}
+			return nil
+		}
+		last, cursor, err := db.ChainTails(t.Context(), r.ID, ticketOf)
+		if err != nil || cursor != 0 {
+			t.Fatalf("ChainTails = %d, %v; want cursor 0", cursor, err)
+		}
+		cursor, err = db.QueueBatch(t.Context(), r.ID, cursor, 4, ticketOf, last, enqueue) // rows 2 3 5 6
+		if err != nil || cursor != 6 {
+			t.Fatalf("first batch: cursor %d, %v; want 6", cursor, err)
+		}
+		// A second queuer that still thinks the cursor is 0 does nothing.
+		if _, err := db.QueueBatch(t.Context(), r.ID, 0, 4, ticketOf, map[string]int{}, enqueue); !errors.Is(err, ErrConflict) {
+			t.Errorf("stale queuer: %v, want ErrConflict", err)
+		}
+		// Row 2 (ticket 100, target "0") ends before row 12 (ticket 110)
+		// is queued: row 12 then waits for nobody.
+		if ok, err := db.FinishRow(t.Context(), r.ID, 2, RowResult{State: RowDone}, nil); !ok || err != nil {
+			t.Fatalf("FinishRow(2) = %v, %v", ok, err)
+		}
+		// "Crash": the tails are rebuilt from the database.
+		last, cursor, err = db.ChainTails(t.Context(), r.ID, ticketOf)
+		if err != nil || cursor != 6 || last["3"] != 5 {
+			t.Fatalf("ChainTails after the first batch = %v, %d, %v; want row 5 last on target 3, cursor 6", last, cursor, err)
+		}
+		cursor, err = db.QueueBatch(t.Context(), r.ID, cursor, 4, ticketOf, last, enqueue) // rows 8 9 11 12
+		if err != nil {
+			t.Fatal(err)
+		}
+		if row, _ := db.FindRunRow(t.Context(), r.ID, 12); row.After != 0 || seen[12] != 1 {
+			t.Errorf("row 12 after %d, enqueued %d times; want it queued at once (row 2 had ended)", row.After, seen[12])
+		}
+		// Row 15 (ticket 113, target "3") chains after row 5 across batches.
+		cursor, err = db.QueueBatch(t.Context(), r.ID, cursor, 4, ticketOf, last, enqueue) // rows 14 15 17 18
+		if err != nil {
+			t.Fatal(err)
+		}
+		if row, _ := db.FindRunRow(t.Context(), r.ID, 15); row.After != 5 || seen[15] != 0 {
+			t.Errorf("row 15 after %d, enqueued %d times; want it to wait for row 5", row.After, seen[15])
+		}
+		if _, err := db.CancelRun(t.Context(), r.ID, Actor{ID: 2, Name: "Admin 2"}, "stop", nil); err != nil {
+			t.Fatal(err)
+		}
+		if cursor, err = db.QueueBatch(t.Context(), r.ID, cursor, 4, ticketOf, last, enqueue); err != nil || cursor != QueueDone {
+			t.Errorf("QueueBatch after the cancel = %d, %v; want QueueDone", cursor, err)
+		}
+		for n, k := range seen {
+			if k != 1 {
+				t.Errorf("row %d enqueued %d times", n, k)
+			}
+		}
+		if seen[20] != 0 {
+			t.Error("a row after the cancel was queued")
+		}
+		if c := mustRunCounts(t, db, r.ID); c.Pending != 0 || c.Queued != c.InFlight {
+			t.Errorf("counts after the cancel %+v: rows left pending or queued", c)
 		}
 	})
 }

@@ -61,19 +61,47 @@ func mustRunCounts(t *testing.T, db *DB, runID int64) RunCounts {
 	return c
 }
 
-// mustStartRun confirms the run and returns the row numbers handed to
+// mustStartRun confirms the run, queues all its rows (chained by target,
+// which may be nil) in batches of 3, and returns the row numbers handed to
 // enqueue.
 func mustStartRun(t *testing.T, db *DB, runID int64) []int {
 	t.Helper()
-	var got []int
-	if err := db.StartRun(t.Context(), runID, Actor{ID: 1, Name: "Admin 1"}, 0, nil, func(tx *sql.Tx, rows []int) error {
+	return mustStartRunBy(t, db, runID, nil)
+}
+
+func mustStartRunBy(t *testing.T, db *DB, runID int64, target func(RunRow) string) []int {
+	t.Helper()
+	if err := db.StartRun(t.Context(), runID, Actor{ID: 1, Name: "Admin 1"}, 0, func(tx *sql.Tx) error {
 		if tx == nil {
 			return errors.New("nil tx")
 		}
-		got = rows
 		return nil
 	}); err != nil {
 		t.Fatalf("StartRun: %v", err)
+	}
+	return mustQueueAll(t, db, runID, target)
+}
+
+// mustQueueAll runs QueueBatch until the run is queued, and returns the
+// rows handed to enqueue.
+func mustQueueAll(t *testing.T, db *DB, runID int64, target func(RunRow) string) []int {
+	t.Helper()
+	last, cursor, err := db.ChainTails(t.Context(), runID, func(RunRow) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []int
+	for cursor != QueueDone {
+		cursor, err = db.QueueBatch(t.Context(), runID, cursor, 3, target, last, func(tx *sql.Tx, rows []int) error {
+			if tx == nil {
+				return errors.New("nil tx")
+			}
+			got = append(got, rows...)
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("QueueBatch: %v", err)
+		}
 	}
 	return got
 }
@@ -240,29 +268,23 @@ func TestStartRun(t *testing.T) {
 		r := newTestRun(t, db, 1, 6) // rows 2..7, 4 and 7 invalid
 
 		// An enqueue failure leaves the run in preview.
-		err := db.StartRun(t.Context(), r.ID, Actor{ID: 1, Name: "Admin 1"}, 0, nil, func(*sql.Tx, []int) error { return errors.New("queue down") })
+		err := db.StartRun(t.Context(), r.ID, Actor{ID: 1, Name: "Admin 1"}, 0, func(*sql.Tx) error { return errors.New("queue down") })
 		if err == nil {
 			t.Fatal("StartRun with failing enqueue succeeded")
 		}
 		if got, _ := db.FindRunByID(t.Context(), r.ID); got.State != RunPreview {
 			t.Errorf("after failed enqueue state = %s, want preview", got.State)
 		}
-		if c := mustRunCounts(t, db, r.ID); c.Queued != 0 {
-			t.Errorf("after failed enqueue %d rows queued", c.Queued)
-		}
 
-		// enqueue runs inside the transaction: it sees the queued rows.
-		err = db.StartRun(t.Context(), r.ID, Actor{ID: 1, Name: "Admin 1"}, r.GrantID+5, nil, func(tx *sql.Tx, rows []int) error {
-			var n int
+		// enqueue runs inside the transaction: it sees the run confirmed.
+		err = db.StartRun(t.Context(), r.ID, Actor{ID: 1, Name: "Admin 1"}, r.GrantID+5, func(tx *sql.Tx) error {
+			var state string
 			if err := tx.QueryRowContext(t.Context(), db.dialect.rebind(
-				`SELECT COUNT(*) FROM bulk_rows WHERE run_id = ? AND state = ?`), r.ID, RowQueued).Scan(&n); err != nil {
+				`SELECT state FROM bulk_runs WHERE id = ?`), r.ID).Scan(&state); err != nil {
 				return err
 			}
-			if n != len(rows) {
-				return fmt.Errorf("tx sees %d queued rows, enqueue got %d", n, len(rows))
-			}
-			if diff := cmp.Diff([]int{2, 3, 5, 6}, rows); diff != "" {
-				return fmt.Errorf("rows (-want +got):\n%s", diff)
+			if state != RunQueued {
+				return fmt.Errorf("tx sees the run %s", state)
 			}
 			return nil
 		})
@@ -270,16 +292,27 @@ func TestStartRun(t *testing.T) {
 			t.Fatalf("StartRun: %v", err)
 		}
 		got, _ := db.FindRunByID(t.Context(), r.ID)
-		if got.State != RunQueued || got.StartedAt.IsZero() {
-			t.Errorf("run = %s started %v, want queued with a start time", got.State, got.StartedAt)
+		if got.State != RunQueued || got.StartedAt.IsZero() || !got.Queuing() {
+			t.Errorf("run = %s started %v queuing %v, want queued with a start time, rows being queued", got.State, got.StartedAt, got.Queuing())
 		}
 		if got.ConfirmedBy != (Actor{ID: 1, Name: "Admin 1"}) || got.GrantID != r.GrantID+5 {
 			t.Errorf("run confirmed by %+v on grant %d, want Admin 1 on grant %d", got.ConfirmedBy, got.GrantID, r.GrantID+5)
 		}
-		if err := db.StartRun(t.Context(), r.ID, Actor{ID: 1}, 0, nil, func(*sql.Tx, []int) error { return nil }); !errors.Is(err, ErrConflict) {
+		// The rows wait for the queuer; it queues them in batches.
+		if c := mustRunCounts(t, db, r.ID); c.Pending != 4 || c.Queued != 0 {
+			t.Errorf("counts after confirm %+v, want 4 pending", c)
+		}
+		if diff := cmp.Diff([]int{2, 3, 5, 6}, mustQueueAll(t, db, r.ID, nil)); diff != "" {
+			t.Errorf("rows queued (-want +got):\n%s", diff)
+		}
+		got, _ = db.FindRunByID(t.Context(), r.ID)
+		if c := mustRunCounts(t, db, r.ID); c.Queued != 4 || c.Pending != 0 || got.QueuedRows != 4 || got.Queuing() {
+			t.Errorf("after queuing: counts %+v, %d queued rows, queuing %v", c, got.QueuedRows, got.Queuing())
+		}
+		if err := db.StartRun(t.Context(), r.ID, Actor{ID: 1}, 0, func(*sql.Tx) error { return nil }); !errors.Is(err, ErrConflict) {
 			t.Errorf("second StartRun = %v, want ErrConflict", err)
 		}
-		if err := db.StartRun(t.Context(), r.ID+99, Actor{ID: 1}, 0, nil, func(*sql.Tx, []int) error { return nil }); !errors.Is(err, ErrNotFound) {
+		if err := db.StartRun(t.Context(), r.ID+99, Actor{ID: 1}, 0, func(*sql.Tx) error { return nil }); !errors.Is(err, ErrNotFound) {
 			t.Errorf("StartRun(missing) = %v, want ErrNotFound", err)
 		}
 	})
@@ -314,9 +347,16 @@ func TestRowLifecycle(t *testing.T) {
 		if c := mustRunCounts(t, db, r.ID); c.Waiting != 1 || c.InFlight != 0 {
 			t.Errorf("Waiting, InFlight = %d, %d; want 1, 0", c.Waiting, c.InFlight)
 		}
+		// The row waits until a worker takes it again.
 		clock.Add(11 * time.Second)
+		if c := mustRunCounts(t, db, r.ID); c.Waiting != 1 {
+			t.Errorf("Waiting after the wait, before a claim = %d, want 1", c.Waiting)
+		}
+		if _, _, err := db.ClaimRow(t.Context(), r.ID, 2); err != nil {
+			t.Fatal(err)
+		}
 		if c := mustRunCounts(t, db, r.ID); c.Waiting != 0 {
-			t.Errorf("Waiting after the wait = %d, want 0", c.Waiting)
+			t.Errorf("Waiting after the claim = %d, want 0", c.Waiting)
 		}
 		if row, _ := db.FindRunRow(t.Context(), r.ID, 2); row.Attempts != 0 {
 			t.Errorf("after a snooze attempts = %d, want 0", row.Attempts)

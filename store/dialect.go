@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
 	_ "modernc.org/sqlite"             // registers the "sqlite" database/sql driver
@@ -96,13 +97,20 @@ func (d dialect) configurePool(db *sql.DB) {
 		// Opening a SQLite connection re-runs the pragmas; keep the
 		// connections we have instead of the default two idle ones, so a
 		// burst of page loads does not churn connections. WAL lets them
-		// all read at once; writers queue on the busy timeout.
+		// all read at once; writers queue for the write turn
+		// (sqlitedriver.go), then on the busy timeout.
 		db.SetMaxOpenConns(16)
 		db.SetMaxIdleConns(16)
 		return
 	}
+	// Keep as many idle as may be open: with fewer, a busy bulk run (its
+	// workers, River's completer and fetcher) closed and reopened
+	// connections all the time, and each new one is a new server process
+	// that prepares every statement again (pgx caches them per
+	// connection). Connections idle for minutes are closed.
 	db.SetMaxOpenConns(20)
-	db.SetMaxIdleConns(10)
+	db.SetMaxIdleConns(20)
+	db.SetConnMaxIdleTime(5 * time.Minute)
 }
 
 // migrate applies, in name order and inside one transaction, every embedded
@@ -188,8 +196,10 @@ func (db *DB) migrate(ctx context.Context) error {
 
 // splitStatements cuts a migration file at semicolons that end a line and
 // drops pieces holding only comments. Running statements one by one avoids
-// relying on each driver's multi-statement support. Our migrations hold no
-// procedural bodies, so this is enough.
+// relying on each driver's multi-statement support. Procedural bodies hold
+// semicolons of their own, so none ends a statement between $$ quotes (a
+// PostgreSQL function) or between a line ending in BEGIN and a line reading
+// END; (a SQLite trigger).
 func splitStatements(body string) []string {
 	var out []string
 	var cur strings.Builder
@@ -200,10 +210,27 @@ func splitStatements(body string) []string {
 			out = append(out, s)
 		}
 	}
+	inDollar, inTrigger := false, false
 	for line := range strings.Lines(body) {
 		cur.WriteString(line)
 		t := strings.TrimSpace(line)
-		if !strings.HasPrefix(t, "--") && strings.HasSuffix(t, ";") {
+		if strings.HasPrefix(t, "--") {
+			continue
+		}
+		if strings.Count(t, "$$")%2 == 1 {
+			inDollar = !inDollar
+		}
+		u := strings.ToUpper(t)
+		switch {
+		case inDollar:
+		case inTrigger:
+			if u == "END;" {
+				inTrigger = false
+				flush()
+			}
+		case u == "BEGIN" || strings.HasSuffix(u, " BEGIN"):
+			inTrigger = true
+		case strings.HasSuffix(t, ";"):
 			flush()
 		}
 	}

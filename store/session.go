@@ -10,8 +10,12 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"sort"
+	"strconv"
+	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gorilla/securecookie"
 	"github.com/gorilla/sessions"
@@ -68,6 +72,82 @@ type SessionStore struct {
 	db    *DB
 	opts  SessionOptions
 	codec *securecookie.SecureCookie
+	// decoded keeps the values of recently loaded sessions, so that a
+	// page load whose record has not changed skips decoding it.
+	decoded decodedSessions
+}
+
+// decodedSessions maps a session's id hash to its stored text and the
+// values decoded from it. An entry serves only a load that reads the very
+// same text from the database, so it can never be stale: the record is
+// always read, only its decoding is saved. It holds at most
+// maxDecodedSessions entries and starts afresh when full.
+type decodedSessions struct {
+	mu sync.Mutex
+	m  map[string]decodedSession
+}
+
+type decodedSession struct {
+	data   string
+	values map[any]any
+}
+
+// maxDecodedSessions bounds decodedSessions (a few MB at most).
+const maxDecodedSessions = 4096
+
+// get returns a copy of the values decoded from data for hash, if kept.
+func (d *decodedSessions) get(hash []byte, data string) (map[any]any, bool) {
+	d.mu.Lock()
+	e, ok := d.m[string(hash)]
+	d.mu.Unlock()
+	if !ok || e.data != data {
+		return nil, false
+	}
+	return cloneSessionValues(e.values), true
+}
+
+// put keeps a copy of values, decoded from data, for hash.
+func (d *decodedSessions) put(hash []byte, data string, values map[any]any) {
+	e := decodedSession{data: data, values: cloneSessionValues(values)}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.m == nil || len(d.m) >= maxDecodedSessions {
+		d.m = make(map[string]decodedSession)
+	}
+	d.m[string(hash)] = e
+}
+
+func (d *decodedSessions) forget(hash []byte) {
+	d.mu.Lock()
+	delete(d.m, string(hash))
+	d.mu.Unlock()
+}
+
+// cloneSessionValues copies values deeply enough that a handler changing
+// the copy (appending a flash, editing a slice) cannot change the original:
+// the allowed scalar types are immutable, slices are copied.
+func cloneSessionValues(values map[any]any) map[any]any {
+	out := make(map[any]any, len(values))
+	for k, v := range values {
+		out[k] = cloneSessionValue(v)
+	}
+	return out
+}
+
+func cloneSessionValue(v any) any {
+	switch x := v.(type) {
+	case []byte:
+		return slices.Clone(x)
+	case []string:
+		return slices.Clone(x)
+	case []any:
+		list := make([]any, len(x))
+		for i, e := range x {
+			list[i] = cloneSessionValue(e)
+		}
+		return list
+	}
+	return v
 }
 
 var _ sessions.Store = (*SessionStore)(nil)
@@ -118,12 +198,12 @@ func (s *SessionStore) New(r *http.Request, name string) (*sessions.Session, err
 	ctx := r.Context()
 	hash := hashSessionID(raw)
 	var (
-		data                                        string
-		createdAt, lastSeen, idleExpires, expiresAt int64
+		data                             string
+		lastSeen, idleExpires, expiresAt int64
 	)
-	err = s.db.queryRow(ctx, `SELECT data, created_at, last_seen, idle_expires_at, expires_at
+	err = s.db.queryRow(ctx, `SELECT data, last_seen, idle_expires_at, expires_at
 		FROM sessions WHERE id_hash = ?`, hash).
-		Scan(&data, &createdAt, &lastSeen, &idleExpires, &expiresAt)
+		Scan(&data, &lastSeen, &idleExpires, &expiresAt)
 	if errors.Is(err, sql.ErrNoRows) {
 		return sess, nil
 	}
@@ -137,16 +217,20 @@ func (s *SessionStore) New(r *http.Request, name string) (*sessions.Session, err
 		}
 		return sess, nil
 	}
-	values, err := decodeSessionValues(data)
-	if err != nil {
-		// Only a bug or a downgrade can produce a record we cannot read;
-		// failing every request until the cookie expires would lock the
-		// admin out, so treat it like an expired session.
-		s.db.log.WarnContext(ctx, "store: unreadable session record, starting afresh", "err", err)
-		if _, err := s.db.exec(ctx, `DELETE FROM sessions WHERE id_hash = ?`, hash); err != nil {
-			s.db.log.WarnContext(ctx, "store: delete unreadable session", "err", err)
+	values, ok := s.decoded.get(hash, data)
+	if !ok {
+		values, err = decodeSessionValues(data)
+		if err != nil {
+			// Only a bug or a downgrade can produce a record we cannot
+			// read; failing every request until the cookie expires would
+			// lock the admin out, so treat it like an expired session.
+			s.db.log.WarnContext(ctx, "store: unreadable session record, starting afresh", "err", err)
+			if _, err := s.db.exec(ctx, `DELETE FROM sessions WHERE id_hash = ?`, hash); err != nil {
+				s.db.log.WarnContext(ctx, "store: delete unreadable session", "err", err)
+			}
+			return sess, nil
 		}
-		return sess, nil
+		s.decoded.put(hash, data, values)
 	}
 	if now-lastSeen >= sessionTouchInterval.Microseconds() {
 		idle := min(now+s.opts.IdleTimeout.Microseconds(), expiresAt)
@@ -244,9 +328,11 @@ func (s *SessionStore) Destroy(ctx context.Context, sess *sessions.Session) erro
 	if sess.ID != "" {
 		raw, err := decodeSessionID(sess.ID)
 		if err == nil {
-			if _, err := s.db.exec(ctx, `DELETE FROM sessions WHERE id_hash = ?`, hashSessionID(raw)); err != nil {
+			hash := hashSessionID(raw)
+			if _, err := s.db.exec(ctx, `DELETE FROM sessions WHERE id_hash = ?`, hash); err != nil {
 				return fmt.Errorf("store: destroy session: %w", err)
 			}
+			s.decoded.forget(hash)
 		}
 	}
 	sess.ID = ""
@@ -446,15 +532,34 @@ func decodeSessionValues(data string) (map[any]any, error) {
 	return out, nil
 }
 
+// decodeSessionValue decodes one typed value. Every signed-in page loads
+// its session, so the common scalars (plain strings, integers, booleans)
+// are read directly rather than through encoding/json's reflection; any
+// other form goes through encoding/json.
 func decodeSessionValue(sv sessionValue) (any, error) {
 	switch sv.Type {
 	case "string":
+		if v, ok := plainJSONString(sv.Value); ok {
+			return v, nil
+		}
 		return unmarshalAs[string](sv.Value)
 	case "bool":
+		switch string(sv.Value) {
+		case "true":
+			return true, nil
+		case "false":
+			return false, nil
+		}
 		return unmarshalAs[bool](sv.Value)
 	case "int":
+		if v, ok := plainJSONInt(sv.Value, strconv.IntSize); ok {
+			return int(v), nil
+		}
 		return unmarshalAs[int](sv.Value)
 	case "int64":
+		if v, ok := plainJSONInt(sv.Value, 64); ok {
+			return v, nil
+		}
 		return unmarshalAs[int64](sv.Value)
 	case "float64":
 		return unmarshalAs[float64](sv.Value)
@@ -480,6 +585,36 @@ func decodeSessionValue(sv sessionValue) (any, error) {
 		return out, nil
 	}
 	return nil, fmt.Errorf("unknown session value type %q", sv.Type)
+}
+
+// plainJSONString returns the text of a JSON string literal that has no
+// escapes and only printable ASCII or multi-byte UTF-8 (what
+// encoding/json writes for ids, names, emails and tokens), and false for
+// anything else.
+func plainJSONString(b []byte) (string, bool) {
+	if len(b) < 2 || b[0] != '"' || b[len(b)-1] != '"' {
+		return "", false
+	}
+	b = b[1 : len(b)-1]
+	for _, c := range b {
+		if c < 0x20 || c == '"' || c == '\\' {
+			return "", false
+		}
+	}
+	if !utf8.Valid(b) {
+		return "", false
+	}
+	return string(b), true
+}
+
+// plainJSONInt parses a JSON integer literal as encoding/json writes one
+// (no sign but '-', no fraction or exponent).
+func plainJSONInt(b []byte, bits int) (int64, bool) {
+	if len(b) == 0 || b[0] == '+' {
+		return 0, false
+	}
+	v, err := strconv.ParseInt(string(b), 10, bits)
+	return v, err == nil
 }
 
 func unmarshalAs[T any](b []byte) (any, error) {

@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
+	"math"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -537,4 +540,100 @@ func BenchmarkSessionGet(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestSessionLoadsAreIndependentCopies loads one session twice: values the
+// first request changes in place (a flash appended, a slice edited) must
+// not show in the second, though its decoding is kept between loads.
+func TestSessionLoadsAreIndependentCopies(t *testing.T) {
+	t.Parallel()
+	s := mustOpen(t, newSQLiteDSN(t), Options{}).SessionStore(SessionOptions{})
+	_, cookie := newTestSession(t, s, map[any]any{
+		"scopes":   []string{"read", "write"},
+		"verifier": []byte{1, 2, 3},
+		"_flash":   []any{"saved", []string{"a"}},
+	})
+	first := mustGet(t, s, cookie)
+	first.Values["scopes"].([]string)[0] = "changed"
+	first.Values["verifier"].([]byte)[0] = 9
+	first.Values["_flash"].([]any)[1].([]string)[0] = "changed"
+	first.Values["extra"] = "added"
+
+	second := mustGet(t, s, cookie)
+	want := map[any]any{
+		"scopes":   []string{"read", "write"},
+		"verifier": []byte{1, 2, 3},
+		"_flash":   []any{"saved", []string{"a"}},
+	}
+	if diff := cmp.Diff(want, second.Values); diff != "" {
+		t.Errorf("second load saw the first one's changes (-want +got):\n%s", diff)
+	}
+}
+
+// TestSessionLoadSeesSaveElsewhere saves new values through another store
+// on the same database (another replica): the next load through the first
+// store, which has decoded the old record, returns the new values.
+func TestSessionLoadSeesSaveElsewhere(t *testing.T) {
+	t.Parallel()
+	forEachDB(t, func(t *testing.T, dsn string) {
+		s := mustOpen(t, dsn, Options{}).SessionStore(SessionOptions{})
+		other := mustOpen(t, dsn, Options{}).SessionStore(SessionOptions{})
+		_, cookie := newTestSession(t, s, map[any]any{"name": "before"})
+		if got := mustGet(t, s, cookie).Values["name"]; got != "before" {
+			t.Fatalf("name = %v, want before", got)
+		}
+
+		r := httptest.NewRequest(http.MethodGet, "/", nil)
+		r.AddCookie(cookie)
+		sess, err := other.Get(r, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		sess.Values["name"] = "after"
+		mustSave(t, other, r, sess)
+
+		if got := mustGet(t, s, cookie).Values["name"]; got != "after" {
+			t.Errorf("name = %v after a save elsewhere, want after", got)
+		}
+	})
+}
+
+// TestDecodeSessionValueFastPaths checks that the direct readers of
+// strings, integers and booleans agree with encoding/json on what it
+// writes, and leave everything else to it.
+func TestDecodeSessionValueFastPaths(t *testing.T) {
+	t.Parallel()
+	values := []any{
+		"", "plain", "Ann Admin <ann@example.com>", "tab\there", `quote"d`, `back\slash`,
+		"émoji ✓ 🎉", "\u2028", "invalid \xff utf-8",
+		0, -1, 42, int(math.MaxInt32),
+		int64(0), int64(-7), int64(math.MaxInt64), int64(math.MinInt64),
+		true, false,
+	}
+	for _, v := range values {
+		sv, err := encodeSessionValue(v)
+		if err != nil {
+			t.Fatalf("encode %#v: %v", v, err)
+		}
+		got, err := decodeSessionValue(sv)
+		if err != nil {
+			t.Errorf("decode %s: %v", sv.Value, err)
+			continue
+		}
+		want := reflect.New(reflect.TypeOf(v))
+		if err := json.Unmarshal(sv.Value, want.Interface()); err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, want.Elem().Interface()) {
+			t.Errorf("decode %s = %#v, encoding/json gives %#v", sv.Value, got, want.Elem().Interface())
+		}
+	}
+	for _, raw := range []string{`"\u0041"`, `"a`, `+5`, `5.0`, `1e3`, ` 5`} {
+		if _, ok := plainJSONString([]byte(raw)); ok {
+			t.Errorf("plainJSONString accepted %s", raw)
+		}
+		if _, ok := plainJSONInt([]byte(raw), 64); ok {
+			t.Errorf("plainJSONInt accepted %s", raw)
+		}
+	}
 }

@@ -81,7 +81,9 @@ type DB struct {
 // WAL mode with a 10 s busy timeout, foreign keys on, and every transaction
 // begun IMMEDIATE: a deferred transaction that reads and then writes can fail
 // with SQLITE_BUSY at the upgrade without waiting, while an immediate one takes
-// the write lock up front and simply queues behind the current writer.
+// the write lock up front and simply queues behind the current writer; within
+// the process writers queue in Go rather than in SQLite's busy handler, and
+// statements stay prepared (sqlitedriver.go).
 func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
 	if len(opts.SecretKey) < MinSecretKeyLen {
 		return nil, fmt.Errorf("store: open: secret key is %d bytes, need at least %d: %w",
@@ -108,8 +110,15 @@ func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
 		return nil, fmt.Errorf("store: open: %w", err)
 	}
 
-	sqldb, err := sql.Open(d.driver, driverDSN)
-	if err != nil {
+	var sqldb *sql.DB
+	if d.name == "sqlite" {
+		// See sqlitedriver.go: statements kept prepared, writers queued.
+		conn, err := newSQLiteConnector(driverDSN)
+		if err != nil {
+			return nil, fmt.Errorf("store: open %s: %w", d.name, err)
+		}
+		sqldb = sql.OpenDB(conn)
+	} else if sqldb, err = sql.Open(d.driver, driverDSN); err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", d.name, err)
 	}
 	d.configurePool(sqldb)
@@ -174,7 +183,10 @@ func (db *DB) Ping(ctx context.Context) error {
 }
 
 // exec, query and queryRow rebind `?` placeholders for the dialect, so every
-// statement in this package is written once.
+// statement in this package is written once. They need no statement cache of
+// their own: each connection keeps the statements it ran prepared, on SQLite
+// in sqliteConn (which also covers statements in transactions and River's),
+// on PostgreSQL in pgx's per-connection cache.
 func (db *DB) exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
 	return db.db.ExecContext(ctx, db.dialect.rebind(q), args...)
 }
