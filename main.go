@@ -209,6 +209,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 		BaseContext:       func(net.Listener) context.Context { return ctx },
 	}
+	// Live progress streams never go idle by themselves, so Shutdown would
+	// wait for every viewer to leave; closing the handler ends them.
+	srv.RegisterOnShutdown(handler.Close)
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 

@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -184,6 +185,7 @@ func (a *app) handleRun() echo.HandlerFunc {
 		p.Preview = run.State == store.RunPreview
 		p.Cancellable = underWay(&run)
 		p.Cancelling = cancellingNote(run, counts)
+		p.Queuing = queuingNote(run)
 		p.Active = p.Cancellable || p.Cancelling != ""
 		p.Finished = (run.State == store.RunDone || run.State == store.RunCancelled) && p.Cancelling == ""
 		p.Preflighted = run.Preflighted
@@ -487,6 +489,16 @@ func cancellingNote(run store.Run, c store.RunCounts) string {
 	return fmt.Sprintf("Cancelling… %d rows still being sent. They were already on their way to Zendesk when the run was cancelled; the final counts show when Zendesk answers.", c.InFlight)
 }
 
+// queuingNote is the run page's sentence while a confirmed run's rows are
+// still being queued in the background, "" once they all are.
+func queuingNote(run store.Run) string {
+	if !run.Queuing() {
+		return ""
+	}
+	return fmt.Sprintf("Queuing rows… %s of %s. Rows already queued are being sent meanwhile.",
+		views.Thousands(run.QueuedRows), views.Thousands(run.Valid))
+}
+
 // countOf is "1 row", "2 rows".
 func countOf(n int, one, many string) string {
 	if n == 1 {
@@ -547,11 +559,17 @@ type progressEvent struct {
 	// Cancelling is the run page's "Cancelling…" sentence while rows of a
 	// cancelled run are still being sent, "" otherwise.
 	Cancelling string `json:"cancelling"`
-	Finished   bool   `json:"finished"`
+	// Queuing is the "Queuing rows… n of N" sentence while a confirmed
+	// run's rows are still being queued, "" otherwise.
+	Queuing  string `json:"queuing"`
+	Finished bool   `json:"finished"`
 }
 
-// handleEvents streams a run's progress as Server-Sent Events, once a
-// second, until the run ends or the browser leaves.
+// handleEvents streams a run's progress as Server-Sent Events, about once a
+// second, until the run ends or the browser leaves. Every viewer of a run
+// shares one reader (progressHub), so an audience costs the database no
+// more than one viewer does; a viewer on a slow connection skips to the
+// newest event rather than hold up the others.
 func (a *app) handleEvents() echo.HandlerFunc {
 	return func(c echo.Context) error {
 		ctx := c.Request().Context()
@@ -561,31 +579,49 @@ func (a *app) handleEvents() echo.HandlerFunc {
 		w.Header().Set("Cache-Control", "no-store")
 		w.Header().Set("X-Accel-Buffering", "no")
 		w.WriteHeader(http.StatusOK)
-		tick := time.NewTicker(a.progressEvery)
-		defer tick.Stop()
+		v, ok := a.progress.subscribe(id)
+		if !ok {
+			return nil
+		}
+		defer v.leave()
 		for {
-			prog, err := a.bulk.Progress(ctx, id)
-			if err != nil {
+			fr, ok := v.next(ctx)
+			if !ok {
 				return nil
 			}
-			vc := viewCounts(prog.Run, prog)
-			ev := progressEvent{State: prog.Run.State, Done: vc.Done, Failed: vc.Failed, Skipped: vc.Skipped, Waiting: vc.Waiting,
-				Remaining: vc.Remaining, Percent: vc.Percent, ETA: vc.ETA,
-				Cancellable: underWay(&prog.Run), Cancelling: cancellingNote(prog.Run, prog.Counts)}
-			ev.Finished = (prog.Run.State == store.RunDone || prog.Run.State == store.RunCancelled) && ev.Cancelling == ""
-			data, _ := json.Marshal(ev)
-			if _, err := fmt.Fprintf(w, "event: progress\ndata: %s\n\n", data); err != nil {
-				return nil
+			if fr.data != nil {
+				if _, err := w.Write(fr.data); err != nil {
+					return nil
+				}
+				w.Flush()
 			}
-			w.Flush()
-			if ev.Finished {
+			if fr.last {
 				return nil
-			}
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-tick.C:
 			}
 		}
 	}
+}
+
+// readProgress reads run runID's progress as one encoded progress event,
+// and whether it is the run's last: the run is done or cancelled, with no
+// row still on its way to Zendesk.
+func (a *app) readProgress(ctx context.Context, runID int64) ([]byte, bool, error) {
+	prog, err := a.bulk.Progress(ctx, runID)
+	if err != nil {
+		return nil, false, err
+	}
+	vc := viewCounts(prog.Run, prog)
+	ev := progressEvent{State: prog.Run.State, Done: vc.Done, Failed: vc.Failed, Skipped: vc.Skipped, Waiting: vc.Waiting,
+		Remaining: vc.Remaining, Percent: vc.Percent, ETA: vc.ETA,
+		Cancellable: underWay(&prog.Run), Cancelling: cancellingNote(prog.Run, prog.Counts), Queuing: queuingNote(prog.Run)}
+	ev.Finished = (prog.Run.State == store.RunDone || prog.Run.State == store.RunCancelled) && ev.Cancelling == ""
+	data, err := json.Marshal(ev)
+	if err != nil {
+		return nil, false, fmt.Errorf("encode progress of run %d: %w", runID, err)
+	}
+	frame := make([]byte, 0, len(data)+len("event: progress\ndata: \n\n"))
+	frame = append(frame, "event: progress\ndata: "...)
+	frame = append(frame, data...)
+	frame = append(frame, "\n\n"...)
+	return frame, ev.Finished, nil
 }

@@ -1,8 +1,10 @@
 package handlers
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/csv"
 	"fmt"
 	"mime/multipart"
@@ -377,5 +379,40 @@ func TestPausedRunResumesAfterLoggingInAgain(t *testing.T) {
 	c, _ := app.DB.RunCounts(context.Background(), id)
 	if c.Done != 17 {
 		t.Errorf("after resuming: %+v, want 17 done", c)
+	}
+}
+
+// TestBulkRunPageSaysRowsAreBeingQueued confirms a run whose rows the
+// background queuer has not reached yet (its job is left out, as if it
+// were still busy with the batches before): the page and the progress
+// stream say "Queuing rows… 0 of 17", and it goes away once they are queued.
+func TestBulkRunPageSaysRowsAreBeingQueued(t *testing.T) {
+	t.Parallel()
+	app := newTestApp(t, testAppOptions{})
+	s := loginAs(t, app, sandbox.DemoAdminEmail)
+	id := runIDFrom(t, s.upload("rate", "r.csv", []byte(ratingCSV())))
+	if err := app.DB.StartRun(t.Context(), id, store.Actor{ID: sandbox.DemoAdminID, Name: "Ada Admin"}, 0,
+		func(*sql.Tx) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	page := s.get(fmt.Sprintf("/bulk/runs/%d", id)).doc(t)
+	if got := strings.TrimSpace(page.Find("[data-testid=queuing]").Text()); !strings.HasPrefix(got, "Queuing rows… 0 of 17.") {
+		t.Errorf("queuing note = %q, want it to say 0 of 17 rows queued", got)
+	}
+	if _, hidden := page.Find("[data-testid=queuing]").Attr("hidden"); hidden {
+		t.Error("the queuing note is hidden while rows are being queued")
+	}
+	// The stream goes on while the run does: read its first event.
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s/bulk/runs/%d/events", app.URL, id), nil)
+	res, err := s.c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	first, err := bufio.NewReader(res.Body).ReadString('}')
+	if err != nil || !strings.Contains(first, `"queuing":"Queuing rows… 0 of 17.`) {
+		t.Errorf("the progress stream does not say the rows are being queued: %q, %v", first, err)
 	}
 }

@@ -66,13 +66,32 @@ type app struct {
 	bulk          *bulk.Engine
 	maxUpload     int64
 	progressEvery time.Duration
-	metrics       *metrics.Metrics
+	// progress fans each run's live progress out to its viewers.
+	progress *progressHub
+	metrics  *metrics.Metrics
 }
+
+// Server is onbehalf's HTTP surface, built by New.
+type Server struct {
+	h   http.Handler
+	app *app
+}
+
+// ServeHTTP serves one request.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.h.ServeHTTP(w, r) }
+
+// Close stops the readers behind live progress pages and ends their event
+// streams, which would otherwise keep http.Server.Shutdown waiting for
+// their viewers to leave; register it with http.Server.RegisterOnShutdown.
+// A stream opened afterwards ends at once, and the browser reconnects (to
+// the next process). Close is safe to call more than once.
+func (s *Server) Close() { s.app.progress.close() }
 
 // New builds the whole HTTP surface: the Echo router wrapped in
 // net/http's cross-origin protection, which refuses cross-site POSTs before
-// any handler runs (security promise 5, first layer).
-func New(cfg Config) (http.Handler, error) {
+// any handler runs (security promise 5, first layer). Close the Server when
+// shutting down.
+func New(cfg Config) (*Server, error) {
 	if cfg.Logger == nil || cfg.DB == nil || cfg.Sessions == nil || cfg.OAuth == nil || cfg.ZendeskURL == "" || cfg.PublicURL == nil || cfg.Bulk == nil {
 		return nil, errors.New("handlers: Logger, DB, Sessions, OAuth, ZendeskURL, PublicURL and Bulk are required")
 	}
@@ -108,6 +127,7 @@ func New(cfg Config) (http.Handler, error) {
 	if a.now == nil {
 		a.now = time.Now
 	}
+	a.progress = newProgressHub(a.readProgress, a.progressEvery, a.log)
 
 	e := echo.New()
 	e.HideBanner = true
@@ -133,5 +153,5 @@ func New(cfg Config) (http.Handler, error) {
 		w.WriteHeader(http.StatusForbidden)
 		_, _ = w.Write([]byte("This request came from another site, so onbehalf refused it. Open onbehalf directly and try again.\n"))
 	}))
-	return cop.Handler(e), nil
+	return &Server{h: cop.Handler(e), app: a}, nil
 }

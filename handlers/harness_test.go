@@ -30,7 +30,8 @@ type testApp struct {
 	URL     string
 	Sandbox *sandbox.Server
 	DB      *store.DB
-	DBPath  string
+	DBPath  string // the SQLite file; "" on PostgreSQL (testAppOptions.DSN)
+	Server  *Server
 	Flow    *oauthflow.Flow
 	Logs    *syncBuffer
 	clock   *testClock
@@ -44,6 +45,10 @@ type testAppOptions struct {
 	// RescueAfter is the engine's RescueStuckJobsAfter (default 5 s); a
 	// write may take a quarter of it before it times out.
 	RescueAfter time.Duration
+	// DSN is the store's database (default: SQLite in a temp dir).
+	DSN string
+	// ProgressEvery is how often run progress is pushed (default 50 ms).
+	ProgressEvery time.Duration
 }
 
 // syncBuffer is a goroutine-safe log sink.
@@ -102,7 +107,11 @@ func newTestApp(t testing.TB, opts testAppOptions) *testApp {
 		secret = "0123456789abcdef0123456789abcdef-test"
 	}
 	dbPath := filepath.Join(t.TempDir(), "onbehalf.db")
-	db, err := store.Open(context.Background(), "sqlite:"+dbPath, store.Options{Logger: logger, SecretKey: []byte(secret), Now: clock.Now})
+	dsn := "sqlite:" + dbPath
+	if opts.DSN != "" {
+		dsn, dbPath = opts.DSN, ""
+	}
+	db, err := store.Open(context.Background(), dsn, store.Options{Logger: logger, SecretKey: []byte(secret), Now: clock.Now})
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}
@@ -141,7 +150,11 @@ func newTestApp(t testing.TB, opts testAppOptions) *testApp {
 		defer cancel()
 		engine.Stop(ctx)
 	})
-	h, err = New(Config{
+	every := opts.ProgressEvery
+	if every == 0 {
+		every = 50 * time.Millisecond
+	}
+	server, err := New(Config{
 		Logger:        logger,
 		DB:            db,
 		Sessions:      db.SessionStore(store.SessionOptions{Secure: pub.Scheme == "https"}),
@@ -150,12 +163,16 @@ func newTestApp(t testing.TB, opts testAppOptions) *testApp {
 		PublicURL:     pub,
 		Now:           clock.Now,
 		Bulk:          engine,
-		ProgressEvery: 50 * time.Millisecond,
+		ProgressEvery: every,
 	})
 	if err != nil {
 		t.Fatalf("handlers.New: %v", err)
 	}
-	return &testApp{t: t, URL: srv.URL, Sandbox: sb, DB: db, DBPath: dbPath, Flow: flow, Logs: logs, clock: clock}
+	h = server
+	// Cleanups run last first: the progress streams end before the engine,
+	// the server and the store close.
+	t.Cleanup(server.Close)
+	return &testApp{t: t, URL: srv.URL, Sandbox: sb, DB: db, DBPath: dbPath, Server: server, Flow: flow, Logs: logs, clock: clock}
 }
 
 // browser is a cookie-keeping HTTP client that does not follow redirects, so

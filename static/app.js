@@ -48,7 +48,8 @@ document.addEventListener("submit", (event) => {
 // as rows finish and the page reloads once when the run ends. Elements marked
 // data-live-if="flag" show only while the event's flag is set: the cancel
 // button while the run can be cancelled, the "Cancelling…" sentence while
-// rows of a cancelled run are still being sent.
+// rows of a cancelled run are still being sent, "Queuing rows…" while a big
+// run's rows are still being queued.
 (() => {
   const run = document.querySelector("[data-testid=run][data-active]");
   if (!run || !window.EventSource) return;
@@ -72,6 +73,7 @@ document.addEventListener("submit", (event) => {
     set("percent", p.percent);
     set("percent-text", p.percent + "%");
     set("cancelling", p.cancelling);
+    set("queuing", p.queuing || "");
     for (const el of run.querySelectorAll("[data-live-if]")) {
       el.hidden = !p[el.dataset.liveIf];
     }

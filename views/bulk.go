@@ -60,6 +60,9 @@ type RunPage struct {
 	// Cancelling is the sentence saying that rows of a cancelled run are
 	// still being sent ("Cancelling… 2 rows still being sent."), "" when none.
 	Cancelling string
+	// Queuing says how far the background queuing of a confirmed run's
+	// rows has got ("Queuing rows… 2,500 of 100,000."), "" once done.
+	Queuing string
 	// Finished is true when every row is in a terminal state.
 	Finished bool
 	// ConfirmedBy and CancelledBy name the admins who did so, "" for nobody.
