@@ -95,6 +95,9 @@ func benchConfirm(b *testing.B, dsn string) {
 		if !got.Queuing() {
 			break
 		}
+		if time.Since(t0)/(10*time.Second) != (time.Since(t0)-20*time.Millisecond)/(10*time.Second) {
+			fmt.Fprintf(os.Stderr, "%v: %d rows queued\n", time.Since(t0).Round(time.Second), got.QueuedRows)
+		}
 		if time.Since(t0) > 5*time.Minute {
 			b.Fatal("queuing did not finish in 5 minutes")
 		}

@@ -170,15 +170,19 @@ func NewEngine(ctx context.Context, cfg Config) (*Engine, error) {
 	}
 	poll := cmpOr(cfg.pollInterval, 200*time.Millisecond)
 	q, closeQueue, err := newQueue(ctx, cfg.DB, &river.Config{
-		Logger:               e.log,
-		Queues:               map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: cmpOr(cfg.Workers, DefaultWorkers)}},
+		Logger: e.log,
+		Queues: map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: cmpOr(cfg.Workers, DefaultWorkers)},
+			queuingQueue: {MaxWorkers: 2}},
 		Workers:              workers,
 		MaxAttempts:          jobMaxAttempts,
 		JobTimeout:           e.jobTimeout,
 		RescueStuckJobsAfter: rescue,
-		FetchCooldown:        min(poll, 50*time.Millisecond),
-		FetchPollInterval:    poll,
-		RetryPolicy:          backoff{base: cmpOr(cfg.retryBase, defaultRetryBase)},
+		// A short cooldown between fetches while rows keep finishing: at
+		// 50 ms (River's default) 20 workers cannot take more than about
+		// 400 rows a second, whatever the rate limit allows.
+		FetchCooldown:     min(poll, 10*time.Millisecond),
+		FetchPollInterval: poll,
+		RetryPolicy:       backoff{base: cmpOr(cfg.retryBase, defaultRetryBase)},
 	})
 	if err != nil {
 		return nil, err
@@ -328,9 +332,10 @@ func (e *Engine) Confirm(ctx context.Context, runID int64, by actions.Admin, gra
 // milliseconds, since River's SQLite driver inserts jobs one by one.
 const queueBatch = 500
 
-// queueSlice is how long one run of the queuing job works before it hands
-// its worker back (and picks up again at once), well within any job
-// timeout.
+// queueSlice is the longest one run of the queuing job works before it
+// hands its worker back (and picks up again at once). It is also kept to a
+// quarter of the job timeout: a slice cut off by the timeout would count as
+// a failed attempt and wait out a back-off.
 const queueSlice = 5 * time.Second
 
 // queueArgs is the job that queues a confirmed run's rows. Unique by
@@ -342,9 +347,14 @@ type queueArgs struct {
 // Kind implements river.JobArgs.
 func (queueArgs) Kind() string { return "onbehalf_bulk_queue" }
 
+// queuingQueue is River's queue for the queuing jobs: with workers of its
+// own, a run's rows are queued however many rows of other runs (or of the
+// same run) wait for the row workers.
+const queuingQueue = "onbehalf_queuing"
+
 // InsertOpts implements river.JobArgsWithInsertOpts.
 func (queueArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{MaxAttempts: jobMaxAttempts, UniqueOpts: river.UniqueOpts{ByArgs: true}}
+	return river.InsertOpts{Queue: queuingQueue, MaxAttempts: jobMaxAttempts, UniqueOpts: river.UniqueOpts{ByArgs: true}}
 }
 
 // queueWorker queues a confirmed run's rows, in file order and in batches
@@ -373,9 +383,9 @@ func (w *queueWorker) Work(ctx context.Context, job *river.Job[queueArgs]) error
 	if err != nil {
 		return err
 	}
-	start := time.Now()
+	start, slice := time.Now(), min(queueSlice, e.jobTimeout/4)
 	for cursor != store.QueueDone {
-		if time.Since(start) > queueSlice {
+		if time.Since(start) > slice {
 			return river.JobSnooze(0)
 		}
 		cursor, err = e.db.QueueBatch(ctx, runID, cursor, queueBatch, target, last, func(tx *sql.Tx, heads []int) error {
