@@ -79,9 +79,10 @@ type SharedLimit interface {
 // account's). Call it before use.
 //
 // What Zendesk's headers say stays with the process that read them, as it
-// shapes the slots it takes: a lower X-Rate-Limit or a nearly spent window
-// makes its slots longer, which slows every replica; the other replicas
-// read the same headers on their own calls.
+// shapes the slots it takes: a lower X-Rate-Limit makes its slots longer,
+// which slows every replica; the other replicas read the same headers on
+// their own calls. A nearly spent window does not stretch the slots (see
+// waitShared); a spent one (Remaining 0) pauses everyone until it resets.
 func (t *Throttle) ShareLimit(s SharedLimit) {
 	t.mu.Lock()
 	t.shared = s
@@ -208,7 +209,14 @@ func (t *Throttle) waitShared(ctx context.Context, shared SharedLimit) error {
 			}
 			continue
 		}
-		interval := time.Duration(float64(time.Second) / t.rateLocked(now))
+		// The slot length follows the configured rate, or Zendesk's lower
+		// X-Rate-Limit, but not the pacing of a nearly spent window: a slot
+		// taken here is committed for every replica, so slots stretched to
+		// spread a window's last calls would outlast the window by far and
+		// stall the account (20 waiting workers at a few seconds each).
+		// The shared bucket keeps the account at its limit anyway, and a
+		// spent window still stops everyone (Remaining 0 blocks).
+		interval := time.Duration(float64(time.Second) / t.rate)
 		tolerance := time.Duration(t.burst * float64(interval))
 		t.mu.Unlock()
 
