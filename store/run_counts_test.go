@@ -582,3 +582,38 @@ func TestPreflightAndRemapInChunks(t *testing.T) {
 		}
 	})
 }
+
+// TestCountRowsByStateSumsTheRuns checks the metrics' count of rows by
+// state across all runs, read from the per-run counters, against a full
+// count of the rows.
+func TestCountRowsByStateSumsTheRuns(t *testing.T) {
+	t.Parallel()
+	forEachDB(t, func(t *testing.T, dsn string) {
+		db := mustOpen(t, dsn, Options{})
+		a, b := newTestRun(t, db, 1, 9), newTestRun(t, db, 2, 5)
+		mustStartRun(t, db, a.ID)
+		if _, err := db.FinishRow(t.Context(), a.ID, 2, RowResult{State: RowDone}, nil); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.FinishRow(t.Context(), a.ID, 3, RowResult{State: RowFailed, Error: "no"}, nil); err != nil {
+			t.Fatal(err)
+		}
+		got, err := db.CountRowsByState(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]int{}
+		for _, id := range []int64{a.ID, b.ID} {
+			c := recountRows(t, db, id)
+			want[RowInvalid] += c.Invalid
+			want[RowPending] += c.Pending
+			want[RowQueued] += c.Queued
+			want[RowDone] += c.Done
+			want[RowFailed] += c.Failed
+			want[RowSkipped] += c.Skipped
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("CountRowsByState (-recount +got):\n%s", diff)
+		}
+	})
+}
