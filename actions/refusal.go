@@ -16,7 +16,9 @@ import (
 // ErrStopped marks an action stopped before its write went out, because its
 // bulk run was cancelled or paused meanwhile: the bulk engine's send check
 // returns an error wrapping it, or ends the action's context with a cause
-// wrapping it. Run answers it with CodeStopped and writes no audit row.
+// wrapping it. Run answers it with CodeStopped and writes no audit row, so
+// a caller may end the context with it only while the action's write has
+// not gone out: Run takes whatever failed then for "nothing was sent".
 var ErrStopped = errors.New("actions: stopped before anything was sent")
 
 // Refusal is a reason an action was not done (or failed), in words a person
@@ -182,7 +184,8 @@ func explain(err error, c call) *Refusal {
 	switch {
 	case errors.Is(err, ErrStopped):
 		ref.Code, ref.Status = CodeStopped, 0
-		ref.Message = "Not sent: the run was stopped before this row went out."
+		ref.Message = "Not sent: the run was cancelled or paused before this row went out, so nothing changed in Zendesk. " +
+			"If it was paused for a new Zendesk sign-in, the row goes out once you sign in again."
 	case errors.Is(err, zendesk.ErrUnknownUser):
 		ref.Code, ref.Field = CodeUnknownUser, "user"
 		ref.Message = fmt.Sprintf("Zendesk has no user %s to act as. Check the email address or user id.", quoteRef(c.ref, c.user))

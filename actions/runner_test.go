@@ -969,3 +969,48 @@ func newRequesterStripper(t *testing.T, srv *sandbox.Server) string {
 	t.Cleanup(hs.Close)
 	return hs.URL
 }
+
+// TestRunStopped checks both ways a bulk run stops an action before its
+// write goes out (actions.ErrStopped): nothing is sent, no audit row is
+// written, and the refusal says so.
+func TestRunStopped(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name  string
+		setup func(t *testing.T, e *testEnv) context.Context
+	}{
+		{"send check refuses", func(t *testing.T, e *testEnv) context.Context {
+			e.runner.Zendesk = e.zc.BeforeWrite(func(context.Context) error {
+				return fmt.Errorf("%w: run 7 was cancelled", actions.ErrStopped)
+			})
+			return t.Context()
+		}},
+		{"context ended with ErrStopped", func(t *testing.T, e *testEnv) context.Context {
+			ctx, cancel := context.WithCancelCause(t.Context())
+			cancel(fmt.Errorf("%w: run 7 was cancelled", actions.ErrStopped))
+			return ctx
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			e := newTestEnv(t, sandbox.Options{}, fullScope, fullScope)
+			ctx := tt.setup(t, e)
+			a := actions.Rate{User: sandbox.DemoBeaEmail, Ticket: sandbox.TicketBeaSolved, Score: "good"}
+			out, err := e.runner.Run(ctx, a, actions.NewLookup(e.zc), actions.RunOptions{RunID: 7, RowID: 2})
+			var ref *actions.Refusal
+			if !errors.As(err, &ref) || ref.Code != actions.CodeStopped || ref.Temporary() {
+				t.Fatalf("Run = %v, want a permanent %s refusal", err, actions.CodeStopped)
+			}
+			if !strings.Contains(ref.Message, "nothing changed in Zendesk") || out.Message != ref.Message {
+				t.Errorf("message %q (outcome %q), want it to say nothing changed", ref.Message, out.Message)
+			}
+			if ws := e.writes(t); len(ws) != 0 {
+				t.Errorf("writes %+v, want none", ws)
+			}
+			if evs := e.mustAuditEvents(t); len(evs) != 0 {
+				t.Errorf("audit rows %+v, want none", evs)
+			}
+		})
+	}
+}

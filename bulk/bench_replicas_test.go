@@ -95,7 +95,10 @@ func benchReplicas(b *testing.B, ownBuckets bool) {
 	}
 	waitRun(b, env.db, run.ID, 10*time.Minute, store.RunDone)
 	elapsed := time.Since(start)
-	c, _ := env.db.RunCounts(context.Background(), run.ID)
+	c, err := env.db.RunCounts(context.Background(), run.ID)
+	if err != nil {
+		b.Fatal(err)
+	}
 	st := env.sb.Stats()
 
 	mu.Lock()

@@ -4,11 +4,11 @@ import (
 	"context"
 	"os"
 	"path/filepath"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/onbehalf/onbehalf/actions"
+	"github.com/onbehalf/onbehalf/internal/benchcpu"
 	"github.com/onbehalf/onbehalf/internal/testpg"
 	"github.com/onbehalf/onbehalf/store"
 	"github.com/onbehalf/onbehalf/zendesk/sandbox"
@@ -55,7 +55,7 @@ func benchTopSpeed(b *testing.B, dsn string) {
 	e := env.newEngine(b, topSpeedLimit, func(c *Config) { c.RescueStuckJobsAfter = time.Minute; c.pollInterval = 0 })
 	env.sb.ResetStats()
 
-	cpu0 := cpuTime()
+	cpu0 := benchcpu.Used()
 	start := time.Now()
 	b.ResetTimer()
 	if err := e.Confirm(context.Background(), run.ID, env.admin, 0); err != nil {
@@ -64,7 +64,7 @@ func benchTopSpeed(b *testing.B, dsn string) {
 	waitRun(b, env.db, run.ID, 10*time.Minute, store.RunDone)
 	elapsed := time.Since(start)
 	b.StopTimer()
-	cpu := cpuTime() - cpu0
+	cpu := benchcpu.Used() - cpu0
 
 	c, err := env.db.RunCounts(context.Background(), run.ID)
 	if err != nil {
@@ -81,13 +81,4 @@ func benchTopSpeed(b *testing.B, dsn string) {
 	b.ReportMetric(calls, "calls/row")
 	b.Logf("%s, %d workers: %d rating rows in %v: %.0f rows/s; process CPU %v (%v a row, sandbox included); %.3f Zendesk calls/row",
 		env.db.Dialect(), DefaultWorkers, topSpeedRows, elapsed.Round(time.Millisecond), rps, cpu.Round(time.Millisecond), perRow, calls)
-}
-
-// cpuTime is the CPU time (user + system) this process has used so far.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -283,11 +283,15 @@ func BenchmarkCancelThenNextRun(b *testing.B) {
 	big := env.mustImport(b, actions.KindRate, csv.String())
 	next := env.mustImport(b, actions.KindRate, ratingCSV(b, env.sb, rateableTickets(b, env.sb,
 		sandbox.GeneratedFirstTicketID+rows, sandbox.GeneratedFirstTicketID+rows+199, 1)))
-	nextPath := ""
-	if row, err := env.db.FindRunRow(context.Background(), next.ID, 2); err == nil {
-		a, _ := decodeAction(actions.KindRate, row.Action)
-		nextPath = fmt.Sprintf("/api/v2/tickets/%d/satisfaction_rating", a.TicketID())
+	row, err := env.db.FindRunRow(context.Background(), next.ID, 2)
+	if err != nil {
+		b.Fatal(err)
 	}
+	nextAction, err := decodeAction(actions.KindRate, row.Action)
+	if err != nil {
+		b.Fatal(err)
+	}
+	nextPath := fmt.Sprintf("/api/v2/tickets/%d/satisfaction_rating", nextAction.TicketID())
 	var mu sync.Mutex
 	var cancelled, firstNext time.Time
 	lateWrites := 0

@@ -197,12 +197,9 @@ func (t *Throttle) waitShared(ctx context.Context, shared SharedLimit) error {
 	counted := false
 	for {
 		t.mu.Lock()
-		now := t.now()
-		if now.Before(t.blockedUntil) {
+		if d := t.pauseLocked(&counted); d > 0 {
 			// A pause already known here: no slot is taken before it
 			// ends.
-			d := t.blockedUntil.Sub(now)
-			t.noteWaitLocked(&counted, d)
 			t.mu.Unlock()
 			if err := t.sleep(ctx, d); err != nil {
 				return err
@@ -230,27 +227,18 @@ func (t *Throttle) waitShared(ctx context.Context, shared SharedLimit) error {
 			// still stop them.
 			return t.waitLocal(ctx)
 		}
-		t.mu.Lock()
-		now = t.now()
-		if slot.Pause > 0 {
-			t.blockLocked(now, now.Add(slot.Pause))
-		}
-		if slot.Wait > 0 {
-			t.noteWaitLocked(&counted, slot.Wait)
-		}
-		t.mu.Unlock()
+		t.pauseFor(slot.Pause)
 		if slot.Wait == 0 {
 			return nil
 		}
+		t.mu.Lock()
+		t.noteWaitLocked(&counted, slot.Wait)
+		t.mu.Unlock()
 		if err := t.sleep(ctx, slot.Wait); err != nil {
 			t.giveBackShared(ctx, shared, interval)
 			return err
 		}
-		t.mu.Lock()
-		now = t.now()
-		blocked := now.Before(t.blockedUntil)
-		t.mu.Unlock()
-		if !blocked {
+		if !t.blocked() {
 			left, err := shared.RatePause(ctx)
 			if err != nil && ctx.Err() != nil {
 				t.giveBackShared(ctx, shared, interval)
@@ -259,10 +247,7 @@ func (t *Throttle) waitShared(ctx context.Context, shared SharedLimit) error {
 			if err != nil || left == 0 {
 				return nil
 			}
-			t.mu.Lock()
-			now = t.now()
-			t.blockLocked(now, now.Add(left))
-			t.mu.Unlock()
+			t.pauseFor(left)
 		}
 		// Paused while asleep: take a slot after the pause instead.
 		t.giveBackShared(ctx, shared, interval)
@@ -297,10 +282,7 @@ func (t *Throttle) waitOwnBucket(ctx context.Context, shared SharedLimit) error 
 		if left == 0 {
 			return nil
 		}
-		t.mu.Lock()
-		now := t.now()
-		t.blockLocked(now, now.Add(left))
-		t.mu.Unlock()
+		t.pauseFor(left)
 	}
 }
 
@@ -309,16 +291,14 @@ func (t *Throttle) waitLocal(ctx context.Context) error {
 	counted := false
 	for {
 		t.mu.Lock()
-		now := t.now()
-		if now.Before(t.blockedUntil) {
-			d := t.blockedUntil.Sub(now)
-			t.noteWaitLocked(&counted, d)
+		if d := t.pauseLocked(&counted); d > 0 {
 			t.mu.Unlock()
 			if err := t.sleep(ctx, d); err != nil {
 				return err
 			}
 			continue
 		}
+		now := t.now()
 		t.refillLocked(now)
 		t.tokens--
 		var d time.Duration
@@ -334,14 +314,42 @@ func (t *Throttle) waitLocal(ctx context.Context) error {
 			t.giveBack()
 			return err
 		}
-		t.mu.Lock()
-		blocked := t.now().Before(t.blockedUntil)
-		t.mu.Unlock()
-		if !blocked {
+		if !t.blocked() {
 			return nil
 		}
 		t.giveBack()
 	}
+}
+
+// pauseLocked is how long the pause known here still lasts, counted as a
+// wait; zero when there is none.
+func (t *Throttle) pauseLocked(counted *bool) time.Duration {
+	d := t.blockedUntil.Sub(t.now())
+	if d <= 0 {
+		return 0
+	}
+	t.noteWaitLocked(counted, d)
+	return d
+}
+
+// blocked reports whether a pause is on now: one that began while a
+// caller slept for its slot, which then waits for it too.
+func (t *Throttle) blocked() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.now().Before(t.blockedUntil)
+}
+
+// pauseFor makes the pause known here last at least d from now: what the
+// shared limit said another replica was told to wait.
+func (t *Throttle) pauseFor(d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	now := t.now()
+	t.blockLocked(now, now.Add(d))
 }
 
 func (t *Throttle) noteWaitLocked(counted *bool, d time.Duration) {
@@ -463,10 +471,7 @@ func (t *Throttle) PauseLeft(ctx context.Context) time.Duration {
 	if err != nil || left == 0 {
 		return d
 	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	now := t.now()
-	t.blockLocked(now, now.Add(left))
+	t.pauseFor(left)
 	return max(d, left)
 }
 

@@ -187,7 +187,7 @@ func cancelledReason(run *store.Run, row store.RunRow) string {
 		reason = "The run was cancelled."
 	}
 	if row.Attempts > 0 {
-		reason += " An earlier attempt of this row went out without an answer, so Zendesk may have made the change; check it there."
+		reason += store.UnknownOutcomeNote
 	}
 	return reason
 }

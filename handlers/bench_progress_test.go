@@ -10,13 +10,13 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 
+	"github.com/onbehalf/onbehalf/internal/benchcpu"
 	"github.com/onbehalf/onbehalf/store"
 	"github.com/onbehalf/onbehalf/zendesk/sandbox"
 )
@@ -48,9 +48,9 @@ func BenchmarkProgressFanOut(b *testing.B) {
 	cookie := &http.Cookie{Name: sessionName, Value: s.cookie()}
 
 	b.Run("idle", func(b *testing.B) {
-		cpu, wall := processCPU(), time.Now()
+		cpu, wall := benchcpu.Used(), time.Now()
 		time.Sleep(progressBenchFor)
-		cores := (processCPU() - cpu).Seconds() / time.Since(wall).Seconds()
+		cores := (benchcpu.Used() - cpu).Seconds() / time.Since(wall).Seconds()
 		b.ReportMetric(cores, "cores")
 		b.Logf("no viewer: %.3f cores", cores)
 	})
@@ -153,10 +153,10 @@ func benchViewers(b *testing.B, url string, cookie *http.Cookie, n int, reads fu
 	for i := range counts {
 		before[i] = counts[i].Load()
 	}
-	reads0, cpu, wall := reads(), processCPU(), time.Now()
+	reads0, cpu, wall := reads(), benchcpu.Used(), time.Now()
 	time.Sleep(progressBenchFor)
 	elapsed := time.Since(wall).Seconds()
-	cores := (processCPU() - cpu).Seconds() / elapsed
+	cores := (benchcpu.Used() - cpu).Seconds() / elapsed
 	readRate := float64(reads()-reads0) / elapsed
 	rates := make([]float64, n)
 	for i := range counts {
@@ -173,15 +173,6 @@ func benchViewers(b *testing.B, url string, cookie *http.Cookie, n int, reads fu
 	b.ReportMetric(readRate, "reads/s")
 	b.Logf("%d viewers: %.3f cores; events/s per viewer min %.2f, median %.2f; %.1f progress reads/s",
 		n, cores, rates[0], rates[n/2], readRate)
-}
-
-// processCPU is the CPU time (user and system) this process used so far.
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // perViewerServer serves a run's events the way handleEvents did before

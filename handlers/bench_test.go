@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/onbehalf/onbehalf/internal/benchcpu"
 	"github.com/onbehalf/onbehalf/zendesk/sandbox"
 )
 
@@ -47,7 +48,7 @@ func BenchmarkAuthenticatedPage(b *testing.B) {
 	var latencies []time.Duration
 	b.SetParallelism(8) // 16 concurrent clients on 2 cores
 	b.ResetTimer()
-	cpu0 := processCPU()
+	cpu0 := benchcpu.Used()
 	start := time.Now()
 	b.RunParallel(func(pb *testing.PB) {
 		local := make([]time.Duration, 0, 1024)
@@ -73,7 +74,7 @@ func BenchmarkAuthenticatedPage(b *testing.B) {
 		mu.Unlock()
 	})
 	elapsed := time.Since(start)
-	cpu := processCPU() - cpu0
+	cpu := benchcpu.Used() - cpu0
 	b.StopTimer()
 	if len(latencies) == 0 {
 		return

@@ -387,6 +387,15 @@ func (a *app) handleConfirm() echo.HandlerFunc {
 		run := runOf(c)
 		id := run.ID
 		back := fmt.Sprintf("/bulk/runs/%d", id)
+		alreadyStarted := &pageError{Status: http.StatusConflict, Heading: "Already started",
+			Message:    "This run was already confirmed (perhaps in another tab). Nothing was sent twice.",
+			ActionHref: back, ActionLabel: "See its progress"}
+		// Checked before the counts: once a run is confirmed its rows leave
+		// "pending" as they are queued, and a second confirmation would
+		// otherwise be told the run changed.
+		if run.State != store.RunPreview {
+			return alreadyStarted
+		}
 		counts, err := a.db.RunCounts(ctx, id)
 		if err != nil {
 			return err
@@ -399,9 +408,7 @@ func (a *app) handleConfirm() echo.HandlerFunc {
 		admin := adminOf(c)
 		if err := a.bulk.Confirm(ctx, id, actions.Admin{ID: admin.ID, Name: admin.Name}, int64Value(sessionOf(c), keyGrantID)); err != nil {
 			if errors.Is(err, store.ErrConflict) {
-				return &pageError{Status: http.StatusConflict, Heading: "Already started",
-					Message:    "This run was already confirmed (perhaps in another tab). Nothing was sent twice.",
-					ActionHref: back, ActionLabel: "See its progress"}
+				return alreadyStarted
 			}
 			a.auditRun(c, run, opConfirm, store.OutcomeFailed, fmt.Sprintf("Could not confirm run #%d", id))
 			return err
@@ -457,7 +464,8 @@ func (a *app) handleRetry() echo.HandlerFunc {
 		admin := adminOf(c)
 		newID, err := a.bulk.RetryFailed(ctx, id, actions.Admin{ID: admin.ID, Name: admin.Name}, int64Value(sessionOf(c), keyGrantID))
 		if errors.Is(err, bulk.ErrNoFailedRows) {
-			return &pageError{Status: http.StatusConflict, Heading: "Nothing to retry", Message: "This run has no failed rows.",
+			return &pageError{Status: http.StatusConflict, Heading: "Nothing to retry",
+				Message:    "This run has no failed rows, so no new run was made. Its page shows how every row ended.",
 				ActionHref: fmt.Sprintf("/bulk/runs/%d", id), ActionLabel: "Back to the run"}
 		}
 		if err != nil {

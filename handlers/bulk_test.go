@@ -385,7 +385,8 @@ func TestPausedRunResumesAfterLoggingInAgain(t *testing.T) {
 // TestBulkRunPageSaysRowsAreBeingQueued confirms a run whose rows the
 // background queuer has not reached yet (its job is left out, as if it
 // were still busy with the batches before): the page and the progress
-// stream say "Queuing rows… 0 of 17", and it goes away once they are queued.
+// stream say "Queuing rows… 0 of 17", and it goes away (hidden, empty) once
+// they are queued.
 func TestBulkRunPageSaysRowsAreBeingQueued(t *testing.T) {
 	t.Parallel()
 	app := newTestApp(t, testAppOptions{})
@@ -414,5 +415,16 @@ func TestBulkRunPageSaysRowsAreBeingQueued(t *testing.T) {
 	first, err := bufio.NewReader(res.Body).ReadString('}')
 	if err != nil || !strings.Contains(first, `"queuing":"Queuing rows… 0 of 17.`) {
 		t.Errorf("the progress stream does not say the rows are being queued: %q, %v", first, err)
+	}
+
+	// Queue every row (no job is inserted, so none is sent): the note is
+	// left empty and hidden, for the live page to show again if need be.
+	if _, err := app.DB.QueueBatch(t.Context(), id, 0, 100, func(store.RunRow) string { return "" }, map[string]int{},
+		func(*sql.Tx, []int) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	note := s.get(fmt.Sprintf("/bulk/runs/%d", id)).doc(t).Find("[data-testid=queuing]")
+	if _, hidden := note.Attr("hidden"); !hidden || strings.TrimSpace(note.Text()) != "" {
+		t.Errorf("once every row is queued the queuing note reads %q (hidden %v); want it empty and hidden", note.Text(), hidden)
 	}
 }

@@ -151,6 +151,12 @@ func TestBulkOnlyTheOwnerChangesARun(t *testing.T) {
 		t.Fatalf("Ada confirms her run: status %d: %.400s", r.Status, r.Body)
 	}
 	waitRunState(t, app, id, store.RunDone)
+	// Confirming again (a second tab) is told the run already started, not
+	// that it changed, although none of its rows is pending any more.
+	if r := ada.act(runURL+"/confirm", url.Values{"writes": {"17"}}); r.Status != http.StatusConflict ||
+		r.doc(t).Find(`[data-testid="error"] h1`).Text() != "Already started" {
+		t.Errorf("Ada confirms her finished run again: status %d: %.400s", r.Status, r.Body)
+	}
 	run := mustFindRun(t, app, id)
 	if run.ConfirmedBy.ID != sandbox.DemoAdminID {
 		t.Errorf("run confirmed by %+v, want Ada", run.ConfirmedBy)

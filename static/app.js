@@ -73,7 +73,7 @@ document.addEventListener("submit", (event) => {
     set("percent", p.percent);
     set("percent-text", p.percent + "%");
     set("cancelling", p.cancelling);
-    set("queuing", p.queuing || "");
+    set("queuing", p.queuing);
     for (const el of run.querySelectorAll("[data-live-if]")) {
       el.hidden = !p[el.dataset.liveIf];
     }

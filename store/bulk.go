@@ -478,23 +478,12 @@ func (db *DB) linkRows(ctx context.Context, tx *sql.Tx, runID int64, links map[i
 	if len(links) == 0 {
 		return linked, nil
 	}
-	var next, in strings.Builder
-	var args []any
-	for prev, n := range links {
-		next.WriteString(" WHEN ? THEN CAST(? AS BIGINT)")
-		args = append(args, prev, n)
-	}
+	set, args, in := setByNumber("next_number", links)
 	args = append(args, runID)
-	for prev := range links {
-		if in.Len() > 0 {
-			in.WriteString(", ")
-		}
-		in.WriteString("?")
-		args = append(args, prev)
-	}
+	args = append(args, in...)
 	args = append(args, RowPending, RowQueued)
-	rows, err := tx.QueryContext(ctx, db.dialect.rebind(`UPDATE bulk_rows SET next_number = CASE number`+next.String()+
-		` END WHERE run_id = ? AND number IN (`+in.String()+`) AND state IN (?, ?) RETURNING number`), args...)
+	rows, err := tx.QueryContext(ctx, db.dialect.rebind(`UPDATE bulk_rows SET `+set+
+		` WHERE run_id = ? AND number IN (?`+strings.Repeat(", ?", len(in)-1)+`) AND state IN (?, ?) RETURNING number`), args...)
 	if err != nil {
 		return nil, fmt.Errorf("chain rows: %w", err)
 	}
@@ -513,30 +502,41 @@ func (db *DB) linkRows(ctx context.Context, tx *sql.Tx, runID int64, links map[i
 	if len(linked) == 0 {
 		return linked, nil
 	}
-	var after, in2 strings.Builder
-	args = args[:0]
+	after := make(map[int]int, len(linked))
 	for prev := range linked {
-		after.WriteString(" WHEN ? THEN CAST(? AS BIGINT)")
-		args = append(args, links[prev], prev)
+		after[links[prev]] = prev
 	}
+	set, args, in = setByNumber("after_number", after)
 	args = append(args, runID)
-	for prev := range linked {
-		if in2.Len() > 0 {
-			in2.WriteString(", ")
-		}
-		in2.WriteString("?")
-		args = append(args, links[prev])
-	}
-	if _, err := tx.ExecContext(ctx, db.dialect.rebind(`UPDATE bulk_rows SET after_number = CASE number`+after.String()+
-		` END WHERE run_id = ? AND number IN (`+in2.String()+`)`), args...); err != nil {
+	args = append(args, in...)
+	if _, err := tx.ExecContext(ctx, db.dialect.rebind(`UPDATE bulk_rows SET `+set+
+		` WHERE run_id = ? AND number IN (?`+strings.Repeat(", ?", len(in)-1)+`)`), args...); err != nil {
 		return nil, fmt.Errorf("chain rows: %w", err)
 	}
 	return linked, nil
 }
 
+// setByNumber builds "col = CASE number WHEN ? THEN CAST(? AS BIGINT) …
+// END", giving each row number in values its own value, with its
+// arguments, and the row numbers as arguments for the caller's "number IN
+// (…)". values must not be empty. The CAST makes PostgreSQL type the CASE
+// as the column's BIGINT rather than as text.
+func setByNumber(col string, values map[int]int) (set string, args, numbers []any) {
+	var b strings.Builder
+	b.WriteString(col + " = CASE number")
+	for number, v := range values {
+		b.WriteString(" WHEN ? THEN CAST(? AS BIGINT)")
+		args = append(args, number, v)
+		numbers = append(numbers, number)
+	}
+	b.WriteString(" END")
+	return b.String(), args, numbers
+}
+
 // ChainTails rebuilds, for a run being queued, what QueueBatch needs after a
-// restart: for each target, the last row already queued on it, and the
-// run's queue cursor.
+// restart: for each target, the last row already queued on it (none when
+// target is nil, as QueueBatch then chains nothing), and the run's queue
+// cursor.
 func (db *DB) ChainTails(ctx context.Context, runID int64, target func(RunRow) string) (map[string]int, int, error) {
 	var cursor int
 	if err := db.queryRow(ctx, `SELECT queue_cursor FROM bulk_runs WHERE id = ?`, runID).Scan(&cursor); err != nil {
@@ -559,6 +559,9 @@ func (db *DB) ChainTails(ctx context.Context, runID int64, target func(RunRow) s
 			return nil, 0, fmt.Errorf("store: chain tails of run %d: %w", runID, err)
 		}
 		r.Action = []byte(action)
+		if target == nil {
+			continue
+		}
 		if key := target(r); key != "" {
 			last[key] = r.Number
 		}
@@ -695,9 +698,9 @@ func (db *DB) ResumeRunsForAdmin(ctx context.Context, adminID, newGrantID int64)
 	return ids, nil
 }
 
-// unknownOutcomeNote is added to the reason of a skipped row whose earlier
+// UnknownOutcomeNote is added to the reason of a skipped row whose earlier
 // attempt may have reached Zendesk without an answer.
-const unknownOutcomeNote = " An earlier attempt of this row went out without an answer, so Zendesk may have made the change; check it there."
+const UnknownOutcomeNote = " An earlier attempt of this row went out without an answer, so Zendesk may have made the change; check it there."
 
 // CancelRun cancels a run that has not ended, in one transaction: the run
 // becomes RunCancelled with reason, naming by as who cancelled it, and every
@@ -726,7 +729,7 @@ func (db *DB) CancelRun(ctx context.Context, runID int64, by Actor, reason strin
 	res, err := tx.ExecContext(ctx, db.dialect.rebind(`UPDATE bulk_rows SET state = ?,
 		error = CASE WHEN attempts > 0 THEN ? ELSE ? END, waiting_until = 0, updated_at = ?
 		WHERE run_id = ? AND state IN (?, ?) AND in_flight = 0`),
-		RowSkipped, reason+unknownOutcomeNote, reason, toDBTime(db.now()), runID, RowPending, RowQueued)
+		RowSkipped, reason+UnknownOutcomeNote, reason, toDBTime(db.now()), runID, RowPending, RowQueued)
 	if err != nil {
 		return CancelResult{}, fmt.Errorf("store: cancel run %d: skip rows: %w", runID, err)
 	}

@@ -36,7 +36,7 @@ func TestQueueBatchChainsRowsOnOneTarget(t *testing.T) {
 			t.Errorf("queued at once (-want +got):\n%s", diff)
 		}
 		for _, c := range []struct{ number, after, next int }{{2, 0, 12}, {12, 2, 0}, {5, 0, 15}, {15, 5, 0}, {3, 0, 0}} {
-			row, _ := db.FindRunRow(t.Context(), r.ID, c.number)
+			row := mustFindRunRow(t, db, r.ID, c.number)
 			if row.After != c.after || row.Next != c.next {
 				t.Errorf("row %d after %d next %d, want %d and %d", c.number, row.After, row.Next, c.after, c.next)
 			}
@@ -63,7 +63,7 @@ func TestQueueBatchChainsRowsOnOneTarget(t *testing.T) {
 		}); err == nil {
 			t.Error("FinishRow with a failing enqueue succeeded")
 		}
-		if row, _ := db.FindRunRow(t.Context(), r.ID, 5); row.State != RowQueued {
+		if row := mustFindRunRow(t, db, r.ID, 5); row.State != RowQueued {
 			t.Errorf("row 5 after a failed enqueue = %s, want queued", row.State)
 		}
 		// A successor that was skipped meanwhile (a cancel) is not queued.
@@ -124,7 +124,7 @@ func TestBeginWriteRacesCancel(t *testing.T) {
 				t.Fatalf("cancel counted %d in flight, %d skipped; %d of %d rows passed the gate", res.InFlight, res.Skipped, len(passed), len(rows))
 			}
 			for _, n := range rows {
-				row, _ := db.FindRunRow(t.Context(), r.ID, n)
+				row := mustFindRunRow(t, db, r.ID, n)
 				if passed[n] != (row.State == RowQueued && row.InFlight) || !passed[n] != (row.State == RowSkipped) {
 					t.Errorf("row %d: passed the gate %v, now %s in flight %v", n, passed[n], row.State, row.InFlight)
 				}
@@ -179,7 +179,7 @@ func TestQueueBatchResumesAndNeverQueuesTwice(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if row, _ := db.FindRunRow(t.Context(), r.ID, 12); row.After != 0 || seen[12] != 1 {
+		if row := mustFindRunRow(t, db, r.ID, 12); row.After != 0 || seen[12] != 1 {
 			t.Errorf("row 12 after %d, enqueued %d times; want it queued at once (row 2 had ended)", row.After, seen[12])
 		}
 		// Row 15 (ticket 113, target "3") chains after row 5 across batches.
@@ -187,7 +187,7 @@ func TestQueueBatchResumesAndNeverQueuesTwice(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if row, _ := db.FindRunRow(t.Context(), r.ID, 15); row.After != 5 || seen[15] != 0 {
+		if row := mustFindRunRow(t, db, r.ID, 15); row.After != 5 || seen[15] != 0 {
 			t.Errorf("row 15 after %d, enqueued %d times; want it to wait for row 5", row.After, seen[15])
 		}
 		if _, err := db.CancelRun(t.Context(), r.ID, Actor{ID: 2, Name: "Admin 2"}, "stop", nil); err != nil {

@@ -61,6 +61,15 @@ func mustRunCounts(t *testing.T, db *DB, runID int64) RunCounts {
 	return c
 }
 
+func mustFindRunRow(t *testing.T, db *DB, runID int64, number int) RunRow {
+	t.Helper()
+	r, err := db.FindRunRow(t.Context(), runID, number)
+	if err != nil {
+		t.Fatalf("FindRunRow(%d, %d): %v", runID, number, err)
+	}
+	return r
+}
+
 // mustStartRun confirms the run, queues all its rows (chained by target,
 // which may be nil) in batches of 3, and returns the row numbers handed to
 // enqueue.
@@ -86,7 +95,7 @@ func mustStartRunBy(t *testing.T, db *DB, runID int64, target func(RunRow) strin
 // rows handed to enqueue.
 func mustQueueAll(t *testing.T, db *DB, runID int64, target func(RunRow) string) []int {
 	t.Helper()
-	last, cursor, err := db.ChainTails(t.Context(), runID, func(RunRow) string { return "" })
+	last, cursor, err := db.ChainTails(t.Context(), runID, target)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -358,7 +367,7 @@ func TestRowLifecycle(t *testing.T) {
 		if c := mustRunCounts(t, db, r.ID); c.Waiting != 0 {
 			t.Errorf("Waiting after the claim = %d, want 0", c.Waiting)
 		}
-		if row, _ := db.FindRunRow(t.Context(), r.ID, 2); row.Attempts != 0 {
+		if row := mustFindRunRow(t, db, r.ID, 2); row.Attempts != 0 {
 			t.Errorf("after a snooze attempts = %d, want 0", row.Attempts)
 		}
 		// A write that got no answer stays counted: the next attempt knows
@@ -387,7 +396,7 @@ func TestRowLifecycle(t *testing.T) {
 		if err != nil || ok {
 			t.Errorf("second FinishRow = %v, %v; want false, nil", ok, err)
 		}
-		row, _ = db.FindRunRow(t.Context(), r.ID, 2)
+		row = mustFindRunRow(t, db, r.ID, 2)
 		if row.State != RowDone || row.ZendeskID != 55 || row.HTTPStatus != 200 || row.Error != "" {
 			t.Errorf("row = %s %d %d %q, want the first result", row.State, row.ZendeskID, row.HTTPStatus, row.Error)
 		}
@@ -403,7 +412,7 @@ func TestRowLifecycle(t *testing.T) {
 		if _, err := db.FinishRow(t.Context(), r.ID, 4, RowResult{State: RowDone}, nil); err != nil {
 			t.Errorf("FinishRow on invalid row: %v", err)
 		}
-		if row, _ := db.FindRunRow(t.Context(), r.ID, 4); row.State != RowInvalid {
+		if row := mustFindRunRow(t, db, r.ID, 4); row.State != RowInvalid {
 			t.Errorf("invalid row became %s", row.State)
 		}
 		if _, err := db.FinishRow(t.Context(), r.ID, 3, RowResult{State: RowQueued}, nil); !errors.Is(err, ErrInvalid) {
@@ -528,11 +537,11 @@ func TestPauseResumeCancel(t *testing.T) {
 		if err != nil || res != (CancelResult{Skipped: 1, InFlight: 1}) || !dropped {
 			t.Fatalf("CancelRun = %+v, %v (jobs dropped %v); want 1 skipped, 1 in flight, jobs dropped", res, err, dropped)
 		}
-		row, _ := db.FindRunRow(t.Context(), r2.ID, 3)
+		row := mustFindRunRow(t, db, r2.ID, 3)
 		if row.State != RowSkipped || row.Error != "Cancelled by Admin 2." {
 			t.Errorf("row 3 = %s %q", row.State, row.Error)
 		}
-		if row, _ := db.FindRunRow(t.Context(), r2.ID, 2); row.State != RowQueued || !row.InFlight {
+		if row := mustFindRunRow(t, db, r2.ID, 2); row.State != RowQueued || !row.InFlight {
 			t.Errorf("in-flight row = %s in flight %v, want queued and in flight", row.State, row.InFlight)
 		}
 		got, _ = db.FindRunByID(t.Context(), r2.ID)

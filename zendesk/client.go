@@ -229,7 +229,7 @@ var ErrWaitAgain = errors.New("zendesk: wait for the rate limit again")
 // write (POST, PUT, DELETE) goes on the wire: after the rate limiter's wait
 // and the token fetch, when nothing stands between the check and the send.
 // If check returns ErrWaitAgain the write waits for the limiter again and
-// check is asked again; any other error means the write is not sent and the
+// check is asked again (a client without a limiter fails the write instead); any other error means the write is not sent and the
 // call returns that error (wrapped; errors.Is finds it). Bulk workers use
 // it so that a run cancelled while a row waited in the throttle sends
 // nothing more. c is unchanged; nil removes the check.
@@ -437,7 +437,9 @@ func (c *Client) send(ctx context.Context, cl call, actingAs string, tok *oauth2
 		}
 		if cl.write() && c.beforeWrite != nil {
 			err := c.beforeWrite(ctx)
-			if errors.Is(err, ErrWaitAgain) {
+			// Without a limiter there is nothing to wait for: asking again
+			// at once would spin, so the write fails instead.
+			if errors.Is(err, ErrWaitAgain) && c.limiter != nil {
 				continue
 			}
 			if err != nil {

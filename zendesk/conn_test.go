@@ -176,7 +176,7 @@ func TestNetworkErrorSaysWhetherSent(t *testing.T) {
 	}{
 		{name: "connection refused", base: closed, wantKind: zendesk.ErrNetwork, wantNotSent: true, wantText: "(not sent)"},
 		{name: "context ended first", base: dropping, ctx: cancelled, wantKind: zendesk.ErrNetwork, wantNotSent: true, wantText: "(not sent)"},
-		{name: "token source failed", base: dropping, ts: failingTokenSource{errors.New("store closed")}, wantKind: zendesk.ErrUnexpected, wantNotSent: true},
+		{name: "token source failed", base: dropping, ts: failingTokenSource{errors.New("store closed")}, wantKind: zendesk.ErrUnexpected, wantNotSent: true, wantText: "store closed"},
 		{name: "dropped after the request", base: dropping, wantKind: zendesk.ErrNetwork, wantNotSent: false, wantText: "(sent, no answer, on a new connection)"},
 	}
 	for _, tt := range tests {

@@ -131,11 +131,12 @@ func rateWhileRotating(t *testing.T, srv *sandbox.Server, tokens *sharedTokens, 
 func TestTokenReplacedMidFlightIsSentAgain(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
-		name   string
-		source func(*sharedTokens) oauth2.TokenSource
+		name        string
+		source      func(*sharedTokens) oauth2.TokenSource
+		wantReloads int // ReloadToken calls; a source without it is asked Token
 	}{
-		{"source reloads", func(s *sharedTokens) oauth2.TokenSource { return s }},
-		{"source only has Token", func(s *sharedTokens) oauth2.TokenSource { return tokenOnly{s} }},
+		{"source reloads", func(s *sharedTokens) oauth2.TokenSource { return s }, 1},
+		{"source only has Token", func(s *sharedTokens) oauth2.TokenSource { return tokenOnly{s} }, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -146,6 +147,9 @@ func TestTokenReplacedMidFlightIsSentAgain(t *testing.T) {
 
 			if err := rateWhileRotating(t, srv, tokens, c); err != nil {
 				t.Fatalf("rating sent with a token replaced in flight: %v; want it sent again with the new token", err)
+			}
+			if n := tokens.reloadCount(); n != tt.wantReloads {
+				t.Errorf("ReloadToken called %d times, want %d", n, tt.wantReloads)
 			}
 			writes := srv.Writes()
 			if len(writes) != 1 || writes[0].ActorID != sandbox.DemoBeaID || writes[0].Status != http.StatusOK ||
@@ -297,6 +301,33 @@ func TestBeforeWrite(t *testing.T) {
 		}
 		if asked.Load() != 1 {
 			t.Errorf("check asked %d times after a read, want still 1", asked.Load())
+		}
+	})
+	t.Run("wait again goes back to the limiter", func(t *testing.T) {
+		t.Parallel()
+		srv := newTestSandbox(t, sandbox.Options{})
+		tok := mustToken(t, srv, sandbox.DemoAdminEmail, fullScope)
+		lim := &pausingLimiter{}
+		var asked atomic.Int32
+		c := mustNew(t, srv.URL, oauth2.StaticTokenSource(&oauth2.Token{AccessToken: tok.AccessToken}), zendesk.WithLimiter(lim)).
+			BeforeWrite(func(context.Context) error {
+				if asked.Add(1) == 1 {
+					return zendesk.ErrWaitAgain
+				}
+				return nil
+			}).
+			As(sandbox.DemoBeaEmail)
+		if _, err := c.UpdateRequest(t.Context(), sandbox.TicketBeaOpen, zendesk.RequestUpdate{Comment: "after waiting again"}); err != nil {
+			t.Fatalf("write after ErrWaitAgain: %v, want it sent", err)
+		}
+		if n := asked.Load(); n != 2 {
+			t.Errorf("check asked %d times, want 2", n)
+		}
+		if lim.waits != 2 {
+			t.Errorf("limiter waited %d times, want 2: ErrWaitAgain must send the write back to the limiter", lim.waits)
+		}
+		if n := srv.Stats().Calls["PUT /api/v2/requests/{id}"]; n != 1 {
+			t.Errorf("update sent %d times, want 1", n)
 		}
 	})
 	t.Run("asked again before sending again", func(t *testing.T) {

@@ -13,10 +13,10 @@ import (
 // it is let go) and after a write was applied but before its answer leaves.
 // They are test instruments; Zendesk has nothing like them.
 type Hooks struct {
-	// BeforeCall runs for every /api/v2 call as it arrives. It may block to
-	// hold the call (see Gate). A call whose client gives up while it is
-	// held goes no further: it is not counted and never reaches its
-	// handler.
+	// BeforeCall runs for every /api/v2 call as it arrives, once its body
+	// has been read (r.Body reads it again). It may block to hold the call
+	// (see Gate). A call whose client gives up while it is held goes no
+	// further: it is not counted and never reaches its handler.
 	BeforeCall func(r *http.Request)
 	// AfterWrite runs for every write that reached its handler, after the
 	// sandbox applied and recorded it and before the answer is sent. It
@@ -69,7 +69,9 @@ func (g *Gate) BeforeCall(r *http.Request) {
 }
 
 // AfterWrite holds every write's answer (match is not consulted: it needs a
-// request), until Release. It never drops the connection.
+// request), until Release, even after the client has gone: a test that
+// uses it releases the gate in t.Cleanup, or a handler stays blocked. It
+// never drops the connection.
 func (g *Gate) AfterWrite(Write) bool {
 	g.hold(context.Background())
 	return false

@@ -90,6 +90,7 @@ func TestGateHoldsCallsUntilRelease(t *testing.T) {
 	srv := newTestServer(t, Options{})
 	tok := mustToken(t, srv.Sandbox, DemoAdminEmail, "read write impersonate").AccessToken
 	g := NewGate(isCreate)
+	t.Cleanup(g.Release)
 	srv.SetHooks(Hooks{BeforeCall: g.BeforeCall})
 	hc := &http.Client{}
 
@@ -139,6 +140,7 @@ func TestGateHeldCallIsJudgedWhenLetGo(t *testing.T) {
 	srv := newTestServer(t, Options{})
 	tok := mustToken(t, srv.Sandbox, DemoAdminEmail, "read write impersonate").AccessToken
 	g := NewGate(isCreate)
+	t.Cleanup(g.Release)
 	srv.SetHooks(Hooks{BeforeCall: g.BeforeCall})
 	held := sendAsync(t.Context(), &http.Client{}, srv, "POST", "/api/v2/requests", tok, newRequestBody("Held"), DemoBeaEmail)
 	mustWaitHeld(t, g, 1)
@@ -164,6 +166,7 @@ func TestGateAbandonedCallNeverArrives(t *testing.T) {
 	srv := newTestServer(t, Options{})
 	tok := mustToken(t, srv.Sandbox, DemoAdminEmail, "read write impersonate").AccessToken
 	g := NewGate(nil)
+	t.Cleanup(g.Release)
 	srv.SetHooks(Hooks{BeforeCall: g.BeforeCall})
 	ctx, cancel := context.WithCancel(t.Context())
 	held := sendAsync(ctx, &http.Client{}, srv, "POST", "/api/v2/requests", tok, newRequestBody("Abandoned"), DemoBeaEmail)
@@ -196,6 +199,7 @@ func TestGateHoldsAnswerAfterWrite(t *testing.T) {
 	srv := newTestServer(t, Options{})
 	tok := mustToken(t, srv.Sandbox, DemoAdminEmail, "read write impersonate").AccessToken
 	g := NewGate(nil)
+	t.Cleanup(g.Release)
 	srv.SetHooks(Hooks{AfterWrite: g.AfterWrite})
 	hc := &http.Client{}
 	held := sendAsync(t.Context(), hc, srv, "POST", "/api/v2/requests", tok, newRequestBody("Answer held"), DemoBeaEmail)

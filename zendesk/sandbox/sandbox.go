@@ -111,9 +111,10 @@ type Faults struct {
 	// DropRate is the probability that the connection is closed with no
 	// response at all, before the call reaches its handler.
 	DropRate float64
-	// DropAfterWriteRate is the probability that a write, once applied and
-	// recorded, gets no answer: the connection is closed instead. It draws
-	// from the fault RNG only for writes, after the handler ran.
+	// DropAfterWriteRate is the probability that a write, once handled and
+	// recorded (applied, or refused with a 4xx), gets no answer: the
+	// connection is closed instead. It draws from the fault RNG only for
+	// writes, after the handler ran.
 	DropAfterWriteRate float64
 }
 
