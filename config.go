@@ -32,6 +32,7 @@ type config struct {
 	Sandbox             bool
 	MetricsAddr         string
 	BulkRescueAfter     time.Duration
+	BulkJobTimeout      time.Duration
 	BulkMaxUploadMB     int
 	ShutdownTimeout     time.Duration
 
@@ -98,12 +99,20 @@ func settings() []setting {
 			c.BulkMaxUploadMB = n
 			return nil
 		}},
-		{"BULK_RESCUE_AFTER", "1m", "how long a bulk row may stay claimed by a worker that stopped answering before another replica takes it over", func(c *config, v string) error {
+		{"BULK_RESCUE_AFTER", "15s", "how long a replica may stop answering before the others take back the bulk rows it was working", func(c *config, v string) error {
 			d, err := time.ParseDuration(strings.TrimSpace(v))
 			if err != nil {
-				return fmt.Errorf("BULK_RESCUE_AFTER must be a duration such as 1m, got %q", v)
+				return fmt.Errorf("BULK_RESCUE_AFTER must be a duration such as 15s, got %q", v)
 			}
 			c.BulkRescueAfter = d
+			return nil
+		}},
+		{"BULK_JOB_TIMEOUT", "2m", "how long one bulk row's work may take once its turn has come (waits for the rate limit are not counted)", func(c *config, v string) error {
+			d, err := time.ParseDuration(strings.TrimSpace(v))
+			if err != nil {
+				return fmt.Errorf("BULK_JOB_TIMEOUT must be a duration such as 2m, got %q", v)
+			}
+			c.BulkJobTimeout = d
 			return nil
 		}},
 		{"SHUTDOWN_TIMEOUT", "15s", "how long shutdown waits for requests and jobs to finish", func(c *config, v string) error {
@@ -236,6 +245,9 @@ func (c config) validate() error {
 	}
 	if c.BulkRescueAfter < 2*time.Second {
 		errs = append(errs, fmt.Errorf("BULK_RESCUE_AFTER must be at least 2s, got %v", c.BulkRescueAfter))
+	}
+	if c.BulkJobTimeout < 10*time.Second {
+		errs = append(errs, fmt.Errorf("BULK_JOB_TIMEOUT must be at least 10s, got %v", c.BulkJobTimeout))
 	}
 	if c.ShutdownTimeout <= 0 {
 		errs = append(errs, errors.New("SHUTDOWN_TIMEOUT must be positive"))

@@ -154,6 +154,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		HTTPClient: zendeskHTTP,
 
 		RescueStuckJobsAfter: cfg.BulkRescueAfter,
+		JobTimeout:           cfg.BulkJobTimeout,
 	})
 	if err != nil {
 		return fmt.Errorf("start bulk engine: %w", err)

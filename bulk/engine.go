@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -32,14 +33,20 @@ import (
 // Defaults for Config fields left zero.
 const (
 	DefaultWorkers              = 20
-	DefaultRescueStuckJobsAfter = time.Minute
+	DefaultRescueStuckJobsAfter = 15 * time.Second
+	DefaultJobTimeout           = 2 * time.Minute
 	// maxAttempts bounds the attempts of a row that keeps failing in ways
-	// that may pass (network, 5xx); snoozes on 429/503 do not count.
+	// that may pass (network, 5xx): store.RunRow.Failures. Snoozes on
+	// 429/503, and attempts cut short by a crash, a shutdown or the job's
+	// deadline before anything was sent, do not count.
 	maxAttempts = 8
 	// jobMaxAttempts is River's own limit, a backstop far above
 	// maxAttempts: a job River discards leaves its row without a terminal
-	// state, so the row's own count must run out first.
-	jobMaxAttempts = 25
+	// state, so the row's own count must run out first. Failures that may
+	// pass snooze the job (River then allows one more attempt) and a crash
+	// rescue allows one more too, so only errors of onbehalf's own (the
+	// database) and panics use these up.
+	jobMaxAttempts = 100
 	// maxBackoff caps the back-off between attempts.
 	maxBackoff = 10 * time.Minute
 	// pausedSnooze is how often a job of a paused run looks again.
@@ -78,10 +85,16 @@ type Config struct {
 	RateLimit int
 	// Workers is how many rows run at once; 0 means DefaultWorkers.
 	Workers int
-	// RescueStuckJobsAfter is how long a row's job may look running before
-	// River hands it to another worker (after a crash); 0 means
-	// DefaultRescueStuckJobsAfter. A job is given half of it to finish.
+	// RescueStuckJobsAfter is how long an engine may be silent (it writes
+	// a heartbeat every fifth of it) before the others take back the rows
+	// it was working, as after a crash; 0 means
+	// DefaultRescueStuckJobsAfter.
 	RescueStuckJobsAfter time.Duration
+	// JobTimeout bounds one row's work once its turn has come (waits for
+	// the rate limit's Retry-After are snoozed, not spent in it); 0 means
+	// DefaultJobTimeout. A write that was sent gets the shorter of 30
+	// seconds and half of it to be answered, whatever is left of it.
+	JobTimeout time.Duration
 	// Now is the clock for rows and audit rows; nil means time.Now.
 	Now func() time.Time
 	// Throttle is the account's throttle, to share it with the web
@@ -89,6 +102,7 @@ type Config struct {
 	Throttle *Throttle
 
 	// Knobs for tests.
+	noRecheck    bool
 	pausedSnooze time.Duration
 	retryBase    time.Duration
 	pollInterval time.Duration
@@ -108,7 +122,23 @@ type Engine struct {
 	httpClient *http.Client
 	refresh    store.RefreshFunc
 	jobTimeout time.Duration
-	paused     time.Duration
+	// writeTimeout is how long a sent write waits for its answer.
+	writeTimeout time.Duration
+	paused       time.Duration
+	// retryBase is the wait after a row's first failure that may pass.
+	retryBase time.Duration
+	// id names this engine in bulk_workers and as River's client ID (in
+	// river_job.attempted_by); rescueAfter is how long it may be silent
+	// before the others take its jobs back.
+	id          string
+	rescueAfter time.Duration
+	// noRecheck switches off the re-check of a row whose earlier write
+	// may have reached Zendesk (the duplicate guard): only for the tests
+	// that show it is what keeps a crash from writing twice.
+	noRecheck bool
+	// beat stops the heartbeat; beatDone is closed when it has stopped.
+	beat     context.CancelFunc
+	beatDone chan struct{}
 
 	mu   sync.Mutex
 	runs map[int64]*runState
@@ -142,6 +172,8 @@ func NewEngine(ctx context.Context, cfg Config) (*Engine, error) {
 		httpClient: cfg.HTTPClient,
 		refresh:    cfg.Refresh,
 		paused:     cmpOr(cfg.pausedSnooze, defaultPausedSnooze),
+		retryBase:  cmpOr(cfg.retryBase, defaultRetryBase),
+		noRecheck:  cfg.noRecheck,
 		runs:       make(map[int64]*runState),
 		working:    make(map[int64]map[int]*rowWork),
 	}
@@ -159,8 +191,10 @@ func NewEngine(ctx context.Context, cfg Config) (*Engine, error) {
 			e.throttle.ShareLimit(dbLimit{db: cfg.DB, account: cfg.ZendeskURL})
 		}
 	}
-	rescue := cmpOr(cfg.RescueStuckJobsAfter, DefaultRescueStuckJobsAfter)
-	e.jobTimeout = rescue / 2
+	e.rescueAfter = cmpOr(cfg.RescueStuckJobsAfter, DefaultRescueStuckJobsAfter)
+	e.jobTimeout = cmpOr(cfg.JobTimeout, DefaultJobTimeout)
+	e.writeTimeout = min(30*time.Second, e.jobTimeout/2)
+	e.id = newWorkerID()
 	workers := river.NewWorkers()
 	if err := river.AddWorkerSafely(workers, &rowWorker{e: e}); err != nil {
 		return nil, fmt.Errorf("bulk: new engine: %w", err)
@@ -173,16 +207,21 @@ func NewEngine(ctx context.Context, cfg Config) (*Engine, error) {
 		Logger: e.log,
 		Queues: map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: cmpOr(cfg.Workers, DefaultWorkers)},
 			queuingQueue: {MaxWorkers: 2}},
-		Workers:              workers,
-		MaxAttempts:          jobMaxAttempts,
-		JobTimeout:           e.jobTimeout,
-		RescueStuckJobsAfter: rescue,
+		ID:          e.id,
+		Workers:     workers,
+		MaxAttempts: jobMaxAttempts,
+		JobTimeout:  e.jobTimeout,
+		// River's own rescuer is the backstop for a job that outlived its
+		// timeout in a live engine; the heartbeat (rescueLoop) takes back
+		// the jobs of a dead one long before. Never while a write that
+		// was sent may still be answered.
+		RescueStuckJobsAfter: e.jobTimeout + e.writeTimeout + e.rescueAfter,
 		// A short cooldown between fetches while rows keep finishing: at
 		// 50 ms (River's default) 20 workers cannot take more than about
 		// 400 rows a second, whatever the rate limit allows.
 		FetchCooldown:     min(poll, 10*time.Millisecond),
 		FetchPollInterval: poll,
-		RetryPolicy:       backoff{base: cmpOr(cfg.retryBase, defaultRetryBase)},
+		RetryPolicy:       backoff{base: e.retryBase},
 	})
 	if err != nil {
 		return nil, err
@@ -251,47 +290,137 @@ func cmpOr[T comparable](v, def T) T {
 	return v
 }
 
-// backoff retries a failed row after base, 2×base, 4×base, … (at most
-// maxBackoff) with ±20% jitter, so rows that failed together do not all
-// come back together.
+// backoff is River's retry policy. Rows that fail in ways that may pass
+// do not come back through it: the worker snoozes them (rowRetry), by
+// their own count of failures. What reaches it is a job River rescued
+// (its engine stopped answering or the job outlived its timeout), which is
+// tried again in about base, and an error of onbehalf's own (the database
+// did not answer) or a panic, tried again after base, 2×base, 4×base, … by
+// the number of such errors, at most maxInfraBackoff; ±20% jitter, so jobs
+// that failed together do not all come back together.
 type backoff struct{ base time.Duration }
+
+// maxInfraBackoff caps backoff's waits: the database coming back should
+// not leave rows idle for long.
+const maxInfraBackoff = 30 * time.Second
 
 // NextRetry implements river.ClientRetryPolicy.
 func (b backoff) NextRetry(job *rivertype.JobRow) time.Time {
-	n := max(job.Attempt, 1) - 1
-	d := min(b.base<<min(n, 16), maxBackoff)
-	d = time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
-	return time.Now().Add(d)
+	n := 0
+	for _, e := range job.Errors {
+		if !strings.HasPrefix(e.Error, "Stuck job rescued") {
+			n++
+		}
+	}
+	if k := len(job.Errors); k > 0 && strings.HasPrefix(job.Errors[k-1].Error, "Stuck job rescued") {
+		n = 0
+	}
+	return time.Now().Add(jitter(min(b.base<<min(max(n, 1)-1, 16), maxInfraBackoff)))
+}
+
+// rowRetry is how long a row waits after its failures-th failure that may
+// pass: base, 2×base, 4×base, … at most maxBackoff, with jitter.
+func rowRetry(base time.Duration, failures int) time.Duration {
+	return jitter(min(base<<min(max(failures, 1)-1, 16), maxBackoff))
+}
+
+// jitter is d ±20%.
+func jitter(d time.Duration) time.Duration {
+	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
 }
 
 // Throttle returns the engine's throttle, to share with other Zendesk
 // clients of the same account.
 func (e *Engine) Throttle() *Throttle { return e.throttle }
 
-// Start starts working queued rows; it returns at once.
+// Start starts working queued rows, and the heartbeat that lets the other
+// engines take back this one's rows if it dies (and this one theirs); it
+// returns at once.
 func (e *Engine) Start(ctx context.Context) error {
+	if err := e.db.Heartbeat(ctx, e.id); err != nil {
+		return fmt.Errorf("bulk: start: %w", err)
+	}
 	if err := e.queue.Start(ctx); err != nil {
 		return fmt.Errorf("bulk: start: %w", err)
 	}
+	bctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	e.beat, e.beatDone = cancel, make(chan struct{})
+	go e.rescueLoop(bctx)
 	return nil
+}
+
+// rescueLoop writes this engine's heartbeat and takes back the jobs of
+// engines silent for longer than rescueAfter, every fifth of it (from a
+// tenth to two seconds): a crashed replica's rows are worked again within
+// about rescueAfter, not after River's rescuer's round and a back-off.
+func (e *Engine) rescueLoop(ctx context.Context) {
+	defer close(e.beatDone)
+	every := min(max(e.rescueAfter/5, 100*time.Millisecond), 2*time.Second)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := e.db.Heartbeat(ctx, e.id); err != nil && ctx.Err() == nil {
+			e.log.Warn("bulk: heartbeat", "err", err)
+		}
+		n, err := e.db.RescueSilentWorkers(ctx, e.rescueAfter)
+		if err != nil && ctx.Err() == nil {
+			e.log.Warn("bulk: rescue rows of silent replicas", "err", err)
+		}
+		if n > 0 {
+			e.log.Info("bulk: took back the rows of a replica that stopped answering", "jobs", n)
+		}
+	}
+}
+
+// newWorkerID is a name for this engine no other engine has.
+func newWorkerID() string {
+	host, _ := os.Hostname()
+	return fmt.Sprintf("onbehalf-%s-%d-%x", host, os.Getpid(), rand.Uint64())
 }
 
 // Stop stops taking rows and waits for the rows being worked until ctx's
 // deadline; then it cancels them (each returns to the queue as an attempt
 // with an unknown outcome, re-checked when it runs again) and waits for
 // them to return.
+//
+// The heartbeat stops last: an engine that stopped cleanly holds no jobs
+// and is forgotten; one whose hard stop failed is left to go silent, and
+// the others take its jobs back.
 func (e *Engine) Stop(ctx context.Context) error {
 	defer e.closeQueue()
 	err := e.queue.Stop(ctx)
-	if err == nil {
-		return nil
+	if err != nil {
+		hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if herr := e.queue.StopAndCancel(hctx); herr != nil {
+			e.stopBeat(ctx, false)
+			return fmt.Errorf("bulk: stop: %w (hard stop: %w)", err, herr)
+		}
 	}
-	hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancel()
-	if herr := e.queue.StopAndCancel(hctx); herr != nil {
-		return fmt.Errorf("bulk: stop: %w (hard stop: %w)", err, herr)
-	}
+	e.stopBeat(ctx, true)
 	return nil
+}
+
+// stopBeat stops the heartbeat, and forgets this engine when it holds no
+// jobs any more.
+func (e *Engine) stopBeat(ctx context.Context, forget bool) {
+	if e.beat == nil {
+		return
+	}
+	e.beat()
+	<-e.beatDone
+	if forget {
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := e.db.ForgetWorker(fctx, e.id); err != nil {
+			e.log.Warn("bulk: stop", "err", err)
+		}
+	}
 }
 
 // rowArgs is one row's job. Unique by args: the same row of the same run
@@ -666,12 +795,12 @@ func (e *Engine) state(run *store.Run) (*runState, error) {
 	if rs, ok := e.runs[run.ID]; ok && rs.grantID == run.GrantID {
 		return rs, nil
 	}
-	// A write that is sent finishes even if the job's deadline passes; it
-	// gets half the job timeout, so the whole attempt stays well inside
-	// RescueStuckJobsAfter (twice the job timeout) and no other worker can
-	// pick the row up while its write is still in flight.
+	// A write that is sent finishes even if the job's deadline passes,
+	// within writeTimeout, so River's own rescuer (after the job timeout,
+	// the write timeout and the rescue threshold) never hands the row to
+	// another worker while its write may still be answered.
 	opts := []zendesk.Option{zendesk.WithLimiter(e.throttle), zendesk.WithUserAgent("onbehalf-bulk"),
-		zendesk.WithWriteTimeout(e.jobTimeout / 2)}
+		zendesk.WithWriteTimeout(e.writeTimeout)}
 	if e.httpClient != nil {
 		opts = append(opts, zendesk.WithHTTPClient(e.httpClient))
 	}

@@ -2,10 +2,13 @@ package bulk
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/onbehalf/onbehalf/actions"
 	"github.com/onbehalf/onbehalf/store"
 	"github.com/onbehalf/onbehalf/zendesk"
 )
@@ -54,6 +57,41 @@ type Throttle struct {
 	// sharedUntil is the latest pause this throttle wrote to shared.
 	sharedUntil time.Time
 }
+
+// waitBudgetKey carries the longest a caller will wait for its turn.
+type waitBudgetKey struct{}
+
+// withWaitBudget makes Wait refuse, with a *queueTooLong, a turn further
+// away than budget holds (a pause, or the queue of calls before it), giving
+// back the slot it took: a bulk row does not spend its job's time in the
+// queue, it hands the worker back and comes again when its turn is near.
+// The caller may change budget meanwhile; zero lifts it (once a row's write
+// has gone out, what follows must finish).
+func withWaitBudget(ctx context.Context, budget *atomic.Int64) context.Context {
+	return context.WithValue(ctx, waitBudgetKey{}, budget)
+}
+
+// overBudget reports the error for a wait of d when it is longer than the
+// caller's budget; nil when it is not, or the caller set none.
+func overBudget(ctx context.Context, d time.Duration) error {
+	if b, ok := ctx.Value(waitBudgetKey{}).(*atomic.Int64); ok {
+		if max := time.Duration(b.Load()); max > 0 && d > max {
+			return &queueTooLong{wait: d, budget: max}
+		}
+	}
+	return nil
+}
+
+// queueTooLong is Wait's refusal of a turn further away than the caller's
+// budget (withWaitBudget). Nothing was sent, so it is actions.ErrStopped
+// too: no audit row.
+type queueTooLong struct{ wait, budget time.Duration }
+
+func (e *queueTooLong) Error() string {
+	return fmt.Sprintf("bulk: the turn to call Zendesk is %v away", e.wait.Round(time.Millisecond))
+}
+
+func (e *queueTooLong) Unwrap() error { return actions.ErrStopped }
 
 // SharedLimit keeps a Zendesk account's call bucket and Retry-After pause
 // where every replica sees them (the database, on PostgreSQL). Its answers
@@ -201,6 +239,9 @@ func (t *Throttle) waitShared(ctx context.Context, shared SharedLimit) error {
 			// A pause already known here: no slot is taken before it
 			// ends.
 			t.mu.Unlock()
+			if err := overBudget(ctx, d); err != nil {
+				return err
+			}
 			if err := t.sleep(ctx, d); err != nil {
 				return err
 			}
@@ -230,6 +271,10 @@ func (t *Throttle) waitShared(ctx context.Context, shared SharedLimit) error {
 		t.pauseFor(slot.Pause)
 		if slot.Wait == 0 {
 			return nil
+		}
+		if err := overBudget(ctx, slot.Wait); err != nil {
+			t.giveBackShared(ctx, shared, interval)
+			return err
 		}
 		t.mu.Lock()
 		t.noteWaitLocked(&counted, slot.Wait)
@@ -293,6 +338,9 @@ func (t *Throttle) waitLocal(ctx context.Context) error {
 		t.mu.Lock()
 		if d := t.pauseLocked(&counted); d > 0 {
 			t.mu.Unlock()
+			if err := overBudget(ctx, d); err != nil {
+				return err
+			}
 			if err := t.sleep(ctx, d); err != nil {
 				return err
 			}
@@ -300,12 +348,16 @@ func (t *Throttle) waitLocal(ctx context.Context) error {
 		}
 		now := t.now()
 		t.refillLocked(now)
-		t.tokens--
 		var d time.Duration
-		if t.tokens < 0 {
-			d = time.Duration(-t.tokens / t.rateLocked(now) * float64(time.Second))
+		if t.tokens < 1 {
+			d = time.Duration((1 - t.tokens) / t.rateLocked(now) * float64(time.Second))
+			if err := overBudget(ctx, d); err != nil {
+				t.mu.Unlock()
+				return err
+			}
 			t.noteWaitLocked(&counted, d)
 		}
+		t.tokens--
 		t.mu.Unlock()
 		if d == 0 {
 			return nil

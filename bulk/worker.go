@@ -25,7 +25,11 @@ type rowWorker struct {
 
 // Work implements river.Worker.
 func (w *rowWorker) Work(ctx context.Context, job *river.Job[rowArgs]) error {
-	return w.e.work(ctx, job.Args.RunID, job.Args.Row, job.Attempt)
+	// The claim names this attempt of this job on this engine: a rescue
+	// (another attempt) takes the row over, and this one's writes are
+	// refused at the send gate from then on.
+	claim := w.e.id + "/" + strconv.FormatInt(job.ID, 10) + "/" + strconv.Itoa(job.Attempt)
+	return w.e.work(ctx, job.Args.RunID, job.Args.Row, claim)
 }
 
 // rowWork is a row this process is working. Cancel stops it through
@@ -36,6 +40,9 @@ type rowWork struct {
 	sending atomic.Bool
 	// sent is set once the send gate let the write through.
 	sent atomic.Bool
+	// budget is the longest the row waits for its turn at the rate limit
+	// (withWaitBudget), lifted once its write is sent.
+	budget atomic.Int64
 }
 
 // track registers a row being worked and returns its context, which Cancel
@@ -73,17 +80,22 @@ func (e *Engine) stopRows(runID int64) {
 	}
 }
 
-// work runs one row. It returns nil when the row has its terminal state (or
-// had one already), river.JobSnooze when Zendesk asked us to wait or the run
-// is paused (no attempt spent), and an error when a failure that may pass
-// should be retried with back-off. On the row's last attempt such a failure
-// fails the row with its reason instead. The row's Attempts count the
-// writes that may have reached Zendesk (counted at the send gate), which is
-// what tells the next attempt to re-check first; the job's attempts count
-// every attempt that failed (snoozes excluded). Either reaching maxAttempts
-// makes the attempt the last.
-func (e *Engine) work(ctx context.Context, runID int64, number, jobAttempt int) error {
-	run, row, err := e.db.ClaimRow(ctx, runID, number)
+// work runs one row for the worker attempt named claim. It returns nil when
+// the row has its terminal state (or had one already), and river.JobSnooze
+// when the row must wait: Zendesk asked us to wait, the run is paused, the
+// rate limit's queue is long, the attempt was cut short before anything was
+// sent (none of these count), or the attempt failed in a way that may pass
+// (counted in the row's Failures, with a back-off by their number; on the
+// row's last allowed failure the row fails with its reason instead). Only
+// errors of onbehalf's own (the database) are returned to River.
+//
+// The row's Attempts count the writes that may have reached Zendesk
+// (counted at the send gate), which is what tells the next attempt to
+// re-check first; its Failures count the attempts that failed on its own
+// account. Crashes, rescues and deadlines met before a write went out
+// count in neither, so they cannot fail a row.
+func (e *Engine) work(ctx context.Context, runID int64, number int, claim string) error {
+	run, row, err := e.db.ClaimRowFor(ctx, runID, number, claim)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil // the run was deleted: nothing to do
 	}
@@ -107,8 +119,12 @@ func (e *Engine) work(ctx context.Context, runID int64, number, jobAttempt int) 
 
 	ctx, rw, done := e.track(ctx, runID, number)
 	defer done()
-	at := &attempt{e: e, run: run, number: number, rw: rw,
-		last: row.Attempts+1 >= maxAttempts || jobAttempt >= maxAttempts}
+	// The row waits at most a quarter of its job's time for its turn at
+	// the rate limit; a longer queue hands the worker back (queueTooLong).
+	rw.budget.Store(int64(e.jobTimeout / 4))
+	ctx = withWaitBudget(ctx, &rw.budget)
+	at := &attempt{e: e, run: run, number: number, rw: rw, failures: row.Failures,
+		last: row.Failures+1 >= maxAttempts}
 
 	// A long Retry-After: give the worker slot back rather than sit in
 	// the throttle until the job times out.
@@ -136,7 +152,7 @@ func (e *Engine) work(ctx context.Context, runID int64, number, jobAttempt int) 
 		e.log.Warn("bulk: prefetch failed", "run", runID, "row", number, "err", err)
 	}
 
-	recheck := row.Attempts > 0
+	recheck := row.Attempts > 0 && !e.noRecheck
 	if r, ok := a.(actions.Rate); ok && recheck {
 		done, err := e.rateAlreadyDone(ctx, rs, run, number, r)
 		if err != nil {
@@ -152,9 +168,10 @@ func (e *Engine) work(ctx context.Context, runID int64, number, jobAttempt int) 
 	runner := *rs.runner
 	runner.Zendesk = rs.zc.BeforeWrite(func(ctx context.Context) error {
 		rw.sending.Store(true)
-		if err := e.db.BeginWrite(ctx, runID, number); err != nil {
+		if err := e.db.BeginWriteFor(ctx, runID, number, claim); err != nil {
 			if errors.Is(err, store.ErrConflict) {
-				// The run was cancelled or paused, or the row ended.
+				// The run was cancelled or paused, or the row ended, or
+				// another worker took it over.
 				return fmt.Errorf("%w: %w", actions.ErrStopped, err)
 			}
 			return err
@@ -164,12 +181,13 @@ func (e *Engine) work(ctx context.Context, runID int64, number, jobAttempt int) 
 		// write too: back to the throttle, the gate undone.
 		if e.throttle.PauseLeft(ctx) > 0 {
 			rw.sending.Store(false)
-			if err := e.db.EndAttempt(ctx, runID, number, false, time.Time{}); err != nil {
+			if err := e.db.EndAttempt(ctx, runID, number, store.AttemptEnd{}); err != nil {
 				return err
 			}
 			return zendesk.ErrWaitAgain
 		}
 		rw.sent.Store(true)
+		rw.budget.Store(0)
 		return nil
 	})
 	out, err := runner.Run(ctx, a, rs.batch, actions.RunOptions{RunID: runID, RowID: int64(number), Recheck: recheck})
@@ -198,8 +216,10 @@ type attempt struct {
 	run    *store.Run
 	number int
 	rw     *rowWork
-	// last: a failure that may pass fails the row instead of retrying.
-	last bool
+	// failures is the row's count of failures before this attempt; last:
+	// a failure that may pass fails the row instead of retrying.
+	failures int
+	last     bool
 }
 
 // snooze hands the row back to the queue for d without spending an
@@ -208,7 +228,7 @@ func (at *attempt) snooze(ctx context.Context, d time.Duration) error {
 	d = max(d, time.Second)
 	dctx, cancel := detached(ctx)
 	defer cancel()
-	if err := at.e.db.EndAttempt(dctx, at.run.ID, at.number, false, at.e.now().Add(d)); err != nil {
+	if err := at.e.db.EndAttempt(dctx, at.run.ID, at.number, store.AttemptEnd{WaitingUntil: at.e.now().Add(d)}); err != nil {
 		return err
 	}
 	return river.JobSnooze(d)
@@ -222,7 +242,17 @@ func (at *attempt) stopped(ctx context.Context, err error) *error {
 	dctx, cancel := detached(ctx)
 	defer cancel()
 	var ret error
+	var long *queueTooLong
 	switch {
+	case errors.As(err, &long) && !at.rw.sent.Load():
+		// The queue for the rate limit is longer than the row may wait
+		// in its job: back to River until its turn is near; nothing was
+		// sent, and it counts for nothing.
+		if err := e.db.EndAttempt(dctx, at.run.ID, at.number, store.AttemptEnd{}); err != nil {
+			ret = err
+		} else {
+			ret = river.JobSnooze(jitter(max(long.wait-long.budget/2, 100*time.Millisecond)))
+		}
 	case errors.Is(context.Cause(ctx), errRunCancelled) && !at.rw.sent.Load(),
 		errors.Is(err, store.ErrRunNotRunning):
 		run, ferr := e.db.FindRunByID(dctx, at.run.ID)
@@ -230,7 +260,7 @@ func (at *attempt) stopped(ctx context.Context, err error) *error {
 		case ferr != nil:
 			ret = ferr
 		case run.State == store.RunPaused:
-			if err := e.db.EndAttempt(dctx, at.run.ID, at.number, false, time.Time{}); err != nil {
+			if err := e.db.EndAttempt(dctx, at.run.ID, at.number, store.AttemptEnd{}); err != nil {
 				ret = err
 			} else {
 				ret = river.JobSnooze(e.paused)
@@ -242,7 +272,20 @@ func (at *attempt) stopped(ctx context.Context, err error) *error {
 				Error: cancelledReason(run, store.RunRow{})})
 		}
 	case errors.Is(err, store.ErrConflict) && !at.rw.sent.Load():
-		ret = nil // the row ended elsewhere before its write went out
+		ret = nil // the row ended elsewhere, or another worker took it, before its write went out
+	case ctx.Err() != nil && !at.rw.sent.Load():
+		// The job ran out of time, or the engine is stopping, before the
+		// write went out: not the row's failure. It goes again soon,
+		// without a back-off and without using up an attempt.
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			e.log.Warn("bulk: job timeout: the row's job ran out of time before its write was sent",
+				"run", at.run.ID, "row", at.number, "timeout", e.jobTimeout)
+		}
+		if err := e.db.EndAttempt(dctx, at.run.ID, at.number, store.AttemptEnd{}); err != nil {
+			ret = err
+		} else {
+			ret = river.JobSnooze(time.Second)
+		}
 	default:
 		return nil
 	}
@@ -276,14 +319,14 @@ func (at *attempt) failure(ctx context.Context, grantID int64, out actions.Outco
 			e.log.Info("bulk: run paused: sign-in expired", "run", runID)
 		} else if cur, ferr := e.db.FindRunByID(ctx, runID); ferr == nil && cur.GrantID != grantID {
 			// The admin logged in again meanwhile: try at once with the new grant.
-			if err := e.db.EndAttempt(dctx, runID, number, false, time.Time{}); err != nil {
+			if err := e.db.EndAttempt(dctx, runID, number, store.AttemptEnd{}); err != nil {
 				return err
 			}
 			return river.JobSnooze(time.Second)
 		}
 		// Nothing was done; the row waits for a login, not for the rate
 		// limit, so it does not count as Waiting.
-		if err := e.db.EndAttempt(dctx, runID, number, false, time.Time{}); err != nil {
+		if err := e.db.EndAttempt(dctx, runID, number, store.AttemptEnd{}); err != nil {
 			return err
 		}
 		return river.JobSnooze(e.paused)
@@ -302,8 +345,9 @@ func (at *attempt) failure(ctx context.Context, grantID int64, out actions.Outco
 		e.stopRun(ctx, runID, "onbehalf stopped this run: "+ref.Message)
 		return ferr
 	case ref.Temporary() || auditLost:
-		// Network, 5xx, lost audit row: if the write went out, the outcome
-		// is unknown, so the attempt stays counted and the next one
+		// Network, 5xx, lost audit row: a failure of the row's own, which
+		// counts. If the write went out, the outcome is unknown, so the
+		// attempt stays counted at the gate too and the next one
 		// re-checks first.
 		if at.last {
 			return e.finish(ctx, runID, number, store.RowResult{State: store.RowFailed, HTTPStatus: ref.Status,
@@ -313,10 +357,13 @@ func (at *attempt) failure(ctx context.Context, grantID int64, out actions.Outco
 		// have acted; any other failure after the gate may have.
 		var ze *zendesk.Error
 		mayHaveActed := at.rw.sent.Load() && !(errors.As(err, &ze) && ze.NotSent)
-		if eerr := e.db.EndAttempt(dctx, runID, number, mayHaveActed, time.Time{}); eerr != nil {
+		if eerr := e.db.EndAttempt(dctx, runID, number, store.AttemptEnd{MayHaveActed: mayHaveActed, Failed: true}); eerr != nil {
 			return eerr
 		}
-		return err
+		d := rowRetry(e.retryBase, at.failures+1)
+		e.log.Info("bulk: row failed, will try again", "run", runID, "row", number,
+			"failures", at.failures+1, "in", d.Round(time.Millisecond), "err", err)
+		return river.JobSnooze(d)
 	}
 	return e.finish(ctx, runID, number, store.RowResult{State: store.RowFailed, HTTPStatus: ref.Status, Error: ref.Message})
 }

@@ -37,7 +37,12 @@ type RunRow struct {
 	ZendeskID  int64
 	// Attempts counts attempts that may have reached Zendesk; a row with
 	// Attempts > 0 that is not terminal has an unknown earlier outcome.
-	Attempts  int
+	Attempts int
+	// Failures counts the attempts that failed on the row's own account
+	// (EndAttempt with Failed): what bounds its retries. Attempts cut
+	// short by a crash, a shutdown or a deadline before anything was sent
+	// are not among them.
+	Failures  int
 	AttemptAt time.Time
 	// WaitingUntil is when a row snoozed on Zendesk's rate limit may go
 	// again; zero when it is not waiting.
@@ -98,7 +103,7 @@ const rowInsertColumns = `run_id, number, cells, action, valid, errors, row_key,
 
 const rowColumns = `run_id, number, cells, action, valid, errors, row_key, duplicate, state,
 	http_status, error, zendesk_id, attempts, attempt_at, waiting_until, preflight_error, updated_at,
-	in_flight, after_number, next_number`
+	in_flight, after_number, next_number, failures`
 
 // InsertRunRows stores one batch of rows of run runID. CreateRunWithRows
 // calls it inside its transaction; on its own it runs in a transaction of
@@ -385,7 +390,7 @@ func scanRow(s scanner) (RunRow, error) {
 	var attemptAt, waiting, updated int64
 	if err := s.Scan(&r.RunID, &r.Number, &cells, &action, &valid, &errs, &r.Key, &dup, &r.State,
 		&r.HTTPStatus, &r.Error, &r.ZendeskID, &r.Attempts, &attemptAt, &waiting, &r.PreflightError,
-		&updated, &inFlight, &r.After, &r.Next); err != nil {
+		&updated, &inFlight, &r.After, &r.Next, &r.Failures); err != nil {
 		return RunRow{}, err
 	}
 	if err := json.Unmarshal([]byte(cells), &r.Cells); err != nil {
@@ -468,12 +473,21 @@ func (db *DB) RunCounts(ctx context.Context, runID int64) (RunCounts, error) {
 var ErrRunNotRunning = fmt.Errorf("the run is not running: %w", ErrConflict)
 
 // ClaimRow loads row number of run runID and its run for a worker about to
-// work it. A queued run becomes running. A row found in flight was left so
-// by a worker that died while its write was out (River hands the row to
-// another worker only after that one stopped answering): the flag is
-// cleared, and the row's Attempts still tell that an earlier write may have
-// reached Zendesk. A row that has ended is returned as it is.
+// work it, with no claim name; see ClaimRowFor.
 func (db *DB) ClaimRow(ctx context.Context, runID int64, number int) (*Run, RunRow, error) {
+	return db.ClaimRowFor(ctx, runID, number, "")
+}
+
+// ClaimRowFor loads row number of run runID and its run for the worker
+// attempt named claim, and makes the row that attempt's: from now on the
+// send gate (BeginWriteFor) lets only claim's write through, so a worker
+// whose row was taken back from it (its replica stopped answering and
+// another took the job) cannot send it any more. A queued run becomes
+// running. A row found in flight was left so by a worker that died or was
+// taken over while its write was out: the flag is cleared, and the row's
+// Attempts still tell that an earlier write may have reached Zendesk. A row
+// that has ended is returned as it is.
+func (db *DB) ClaimRowFor(ctx context.Context, runID int64, number int, claim string) (*Run, RunRow, error) {
 	run, err := db.FindRunByID(ctx, runID)
 	if err != nil {
 		return nil, RunRow{}, fmt.Errorf("store: claim row %d: %w", number, err)
@@ -486,9 +500,9 @@ func (db *DB) ClaimRow(ctx context.Context, runID int64, number int) (*Run, RunR
 		run.State = RunRunning
 	}
 	now := toDBTime(db.now())
-	r, err := scanRow(db.queryRow(ctx, `UPDATE bulk_rows SET in_flight = 0, waiting_until = 0, updated_at = ?
+	r, err := scanRow(db.queryRow(ctx, `UPDATE bulk_rows SET in_flight = 0, waiting_until = 0, claim = ?, updated_at = ?
 		WHERE run_id = ? AND number = ? AND state IN (?, ?) RETURNING `+rowColumns,
-		now, runID, number, RowPending, RowQueued))
+		claim, now, runID, number, RowPending, RowQueued))
 	if errors.Is(err, sql.ErrNoRows) {
 		r, err = db.FindRunRow(ctx, runID, number)
 	}
@@ -506,14 +520,21 @@ func (db *DB) ClaimRow(ctx context.Context, runID int64, number int) (*Run, RunR
 // cancel (and the cancel reports it in flight) or is refused here: once a
 // cancel has answered, no write of its run starts, on any replica. It
 // returns ErrRunNotRunning when the run is not running, and ErrConflict when
-// the row has ended.
+// the row has ended. It is BeginWriteFor with no claim name.
 func (db *DB) BeginWrite(ctx context.Context, runID int64, number int) error {
+	return db.BeginWriteFor(ctx, runID, number, "")
+}
+
+// BeginWriteFor is BeginWrite for the worker attempt named claim: the row
+// must still be claim's (ClaimRowFor), or the write is refused with
+// ErrConflict, as when the row has ended.
+func (db *DB) BeginWriteFor(ctx context.Context, runID int64, number int, claim string) error {
 	now := toDBTime(db.now())
 	res, err := db.exec(ctx, `UPDATE bulk_rows SET in_flight = 1, attempts = attempts + 1, attempt_at = ?,
 		waiting_until = 0, updated_at = ?
-		WHERE run_id = ? AND number = ? AND state IN (?, ?)
+		WHERE run_id = ? AND number = ? AND state IN (?, ?) AND claim = ?
 		AND EXISTS (SELECT 1 FROM bulk_runs WHERE id = ? AND state IN (?, ?))`,
-		now, now, runID, number, RowPending, RowQueued, runID, RunQueued, RunRunning)
+		now, now, runID, number, RowPending, RowQueued, claim, runID, RunQueued, RunRunning)
 	if err != nil {
 		return fmt.Errorf("store: begin write of row %d of run %d: %w", number, runID, err)
 	}
@@ -532,20 +553,34 @@ func (db *DB) BeginWrite(ctx context.Context, runID int64, number int) error {
 	case state != RunQueued && state != RunRunning:
 		return fmt.Errorf("store: begin write of row %d of run %d: run is %s: %w", number, runID, state, ErrRunNotRunning)
 	}
-	return fmt.Errorf("store: begin write of row %d of run %d: the row has ended: %w", number, runID, ErrConflict)
+	return fmt.Errorf("store: begin write of row %d of run %d: the row has ended or another worker took it: %w", number, runID, ErrConflict)
+}
+
+// AttemptEnd is how a row's attempt ended without a terminal state, for
+// EndAttempt.
+type AttemptEnd struct {
+	// MayHaveActed says whether a write may have reached Zendesk (no
+	// answer, or a 5xx). If not (nothing was sent, or Zendesk answered 429
+	// or 503), the attempt BeginWrite counted is taken back, so the next
+	// attempt is not treated as one after an unknown outcome.
+	MayHaveActed bool
+	// Failed counts the attempt among the row's Failures: it failed on
+	// the row's own account (an answer from Zendesk, or an error after the
+	// write was sent), not because its process or its deadline ended it.
+	Failed bool
+	// WaitingUntil is when a row snoozed on the rate limit may go again
+	// (zero: not waiting for the rate limit).
+	WaitingUntil time.Time
 }
 
 // EndAttempt records that the row's attempt ended without a terminal state:
-// the row waits for its next attempt. mayHaveActed says whether a write may
-// have reached Zendesk (no answer, or a 5xx): if not (nothing was sent, or
-// Zendesk answered 429 or 503), the attempt BeginWrite counted is taken
-// back, so the next attempt is not treated as one after an unknown
-// outcome. waitingUntil is when a row snoozed on the rate limit may go
-// again (zero: not waiting for the rate limit).
-func (db *DB) EndAttempt(ctx context.Context, runID int64, number int, mayHaveActed bool, waitingUntil time.Time) error {
+// the row waits for its next attempt.
+func (db *DB) EndAttempt(ctx context.Context, runID int64, number int, end AttemptEnd) error {
 	_, err := db.exec(ctx, `UPDATE bulk_rows SET attempts = attempts - CASE WHEN ? = 1 THEN 0 ELSE in_flight END,
-		in_flight = 0, waiting_until = ?, updated_at = ? WHERE run_id = ? AND number = ? AND state IN (?, ?)`,
-		boolInt(mayHaveActed), dbTimeOrZero(waitingUntil), toDBTime(db.now()), runID, number, RowPending, RowQueued)
+		failures = failures + ?, in_flight = 0, waiting_until = ?, updated_at = ?
+		WHERE run_id = ? AND number = ? AND state IN (?, ?)`,
+		boolInt(end.MayHaveActed), boolInt(end.Failed), dbTimeOrZero(end.WaitingUntil), toDBTime(db.now()),
+		runID, number, RowPending, RowQueued)
 	if err != nil {
 		return fmt.Errorf("store: end attempt of row %d of run %d: %w", number, runID, err)
 	}

@@ -350,7 +350,7 @@ func TestRowLifecycle(t *testing.T) {
 			t.Errorf("InFlight = %d, want 1", c.InFlight)
 		}
 		// A 429 takes the attempt back and marks the row waiting.
-		if err := db.EndAttempt(t.Context(), r.ID, 2, false, clock.Now().Add(10*time.Second)); err != nil {
+		if err := db.EndAttempt(t.Context(), r.ID, 2, AttemptEnd{WaitingUntil: clock.Now().Add(10 * time.Second)}); err != nil {
 			t.Fatal(err)
 		}
 		if c := mustRunCounts(t, db, r.ID); c.Waiting != 1 || c.InFlight != 0 {
@@ -373,7 +373,7 @@ func TestRowLifecycle(t *testing.T) {
 		// A write that got no answer stays counted: the next attempt knows
 		// an earlier one may have reached Zendesk.
 		db.BeginWrite(t.Context(), r.ID, 2)
-		if err := db.EndAttempt(t.Context(), r.ID, 2, true, time.Time{}); err != nil {
+		if err := db.EndAttempt(t.Context(), r.ID, 2, AttemptEnd{MayHaveActed: true}); err != nil {
 			t.Fatal(err)
 		}
 		_, row, _ = db.ClaimRow(t.Context(), r.ID, 2)

@@ -185,7 +185,7 @@ func TestRunCountsFollowRows(t *testing.T) {
 		if c := checkCounts(t, db, "BeginWrite", r.ID, other.ID); c.InFlight != 1 {
 			t.Errorf("InFlight = %d, want 1", c.InFlight)
 		}
-		if err := db.EndAttempt(ctx, r.ID, a, false, clock.Now().Add(time.Minute)); err != nil {
+		if err := db.EndAttempt(ctx, r.ID, a, AttemptEnd{WaitingUntil: clock.Now().Add(time.Minute)}); err != nil {
 			t.Fatal(err)
 		}
 		if c := checkCounts(t, db, "EndAttempt with a wait", r.ID, other.ID); c.InFlight != 0 || c.Waiting != 1 {
@@ -201,7 +201,7 @@ func TestRunCountsFollowRows(t *testing.T) {
 		if err := db.BeginWrite(ctx, r.ID, a); err != nil {
 			t.Fatal(err)
 		}
-		if err := db.EndAttempt(ctx, r.ID, a, true, time.Time{}); err != nil {
+		if err := db.EndAttempt(ctx, r.ID, a, AttemptEnd{MayHaveActed: true}); err != nil {
 			t.Fatal(err)
 		}
 		checkCounts(t, db, "EndAttempt without a wait", r.ID, other.ID)
@@ -225,7 +225,7 @@ func TestRunCountsFollowRows(t *testing.T) {
 
 		// A snoozed row and a row in flight when the run is cancelled: the
 		// first is skipped, the second stays in flight until it ends.
-		if err := db.EndAttempt(ctx, r.ID, d, false, clock.Now().Add(time.Minute)); err != nil {
+		if err := db.EndAttempt(ctx, r.ID, d, AttemptEnd{WaitingUntil: clock.Now().Add(time.Minute)}); err != nil {
 			t.Fatal(err)
 		}
 		if err := db.BeginWrite(ctx, r.ID, e); err != nil {
@@ -282,7 +282,7 @@ func TestRunCountsBackfill(t *testing.T) {
 		if err := db.BeginWrite(ctx, r.ID, rows[0]); err != nil {
 			t.Fatal(err)
 		}
-		if err := db.EndAttempt(ctx, r.ID, rows[1], false, time.Now().Add(time.Minute)); err != nil {
+		if err := db.EndAttempt(ctx, r.ID, rows[1], AttemptEnd{WaitingUntil: time.Now().Add(time.Minute)}); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := db.FinishRow(ctx, r.ID, rows[2], RowResult{State: RowFailed}, nil); err != nil {
@@ -425,7 +425,7 @@ func workRow(ctx context.Context, db *DB, runID int64, n int) error {
 		if n%3 != 0 || try > 0 {
 			break
 		}
-		if err := db.EndAttempt(ctx, runID, n, false, time.Now().Add(time.Second)); err != nil {
+		if err := db.EndAttempt(ctx, runID, n, AttemptEnd{WaitingUntil: time.Now().Add(time.Second)}); err != nil {
 			return err
 		}
 	}

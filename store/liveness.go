@@ -1,0 +1,98 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// A replica that dies (SIGKILL, a lost machine) leaves the jobs it was
+// working "running" in River's table, and River's own rescuer takes them
+// back only after the job timeout and on its leader's 30-second round: a
+// run loses whole minutes to every crash, and every rescue used to count
+// against the row. So every engine says it is alive in bulk_workers, on the
+// database's clock, and each of them takes back at once the jobs of an
+// engine that has been silent for longer than the rescue threshold. The
+// jobs are matched by River's attempted_by (its client ID is the engine's
+// worker ID) and made available again with one more allowed attempt: a
+// crash is not an attempt of the row. Rows fence themselves (ClaimRowFor,
+// BeginWriteFor): an engine wrongly thought dead cannot send a row another
+// engine took back.
+
+// Heartbeat records that the engine named id is alive, now on the database's
+// clock.
+func (db *DB) Heartbeat(ctx context.Context, id string) error {
+	now := db.dialect.clockMicros()
+	q := fmt.Sprintf(`INSERT INTO bulk_workers (id, seen_at) VALUES (?, %[1]s)
+		ON CONFLICT (id) DO UPDATE SET seen_at = %[1]s`, now)
+	if _, err := db.exec(ctx, q, id); err != nil {
+		return fmt.Errorf("store: heartbeat of %s: %w", id, err)
+	}
+	return nil
+}
+
+// ForgetWorker removes the engine named id, which stopped cleanly and holds
+// no jobs.
+func (db *DB) ForgetWorker(ctx context.Context, id string) error {
+	if _, err := db.exec(ctx, `DELETE FROM bulk_workers WHERE id = ?`, id); err != nil {
+		return fmt.Errorf("store: forget worker %s: %w", id, err)
+	}
+	return nil
+}
+
+// RescueSilentWorkers takes back the running jobs of every engine silent
+// for longer than silentFor: they become available at once, with one more
+// attempt allowed so the crash does not use one up, and the silent engine is
+// forgotten. It returns how many jobs it took back. The job queue's tables
+// must exist (River's migrations); safe to run on every replica at once.
+func (db *DB) RescueSilentWorkers(ctx context.Context, silentFor time.Duration) (int, error) {
+	tx, err := db.db.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, fmt.Errorf("store: rescue silent workers: %w", err)
+	}
+	defer tx.Rollback()
+	rows, err := tx.QueryContext(ctx, db.dialect.rebind(`DELETE FROM bulk_workers WHERE seen_at < `+
+		db.dialect.clockMicros()+` - ? RETURNING id`), silentFor.Microseconds())
+	if err != nil {
+		return 0, fmt.Errorf("store: rescue silent workers: %w", err)
+	}
+	var silent []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return 0, fmt.Errorf("store: rescue silent workers: %w", err)
+		}
+		silent = append(silent, id)
+	}
+	if err := rows.Err(); err != nil {
+		return 0, fmt.Errorf("store: rescue silent workers: %w", err)
+	}
+	if len(silent) == 0 {
+		return 0, nil
+	}
+	// River keeps every client that attempted a job in attempted_by, the
+	// latest last: a text[] on PostgreSQL, a JSON array (JSONB blob) on
+	// SQLite, whose times are text in the one format River compares.
+	q := `UPDATE river_job SET state = 'available', scheduled_at = now(), max_attempts = max_attempts + 1
+		WHERE state = 'running' AND attempted_by[array_length(attempted_by, 1)] = ?`
+	if db.dialect.name == "sqlite" {
+		q = `UPDATE river_job SET state = 'available', scheduled_at = strftime('%Y-%m-%d %H:%M:%f', 'now'),
+			max_attempts = max_attempts + 1
+			WHERE state = 'running' AND json_extract(attempted_by, '$[#-1]') = ?`
+	}
+	q = db.dialect.rebind(q)
+	rescued := 0
+	for _, id := range silent {
+		res, err := tx.ExecContext(ctx, q, id)
+		if err != nil {
+			return 0, fmt.Errorf("store: rescue jobs of %s: %w", id, err)
+		}
+		n, _ := res.RowsAffected()
+		rescued += int(n)
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, fmt.Errorf("store: rescue silent workers: commit: %w", err)
+	}
+	return rescued, nil
+}
