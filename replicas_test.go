@@ -41,13 +41,13 @@ func TestMain(m *testing.M) {
 
 // newTestPostgres creates a fresh database on TEST_DATABASE_URL's server and
 // drops it at the end; without TEST_DATABASE_URL the test is skipped.
-func newTestPostgres(t *testing.T) string {
+func newTestPostgres(t testing.TB) string {
 	t.Helper()
 	return testpg.Database(t, "onbehalf_replicas")
 }
 
 // freeAddr returns a loopback address nobody listens on right now.
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -68,14 +68,14 @@ type replica struct {
 // cluster is several replicas on one PostgreSQL database, one Zendesk
 // (a sandbox in the test process) and one SECRET_KEY.
 type cluster struct {
-	t        *testing.T
+	t        testing.TB
 	Sandbox  *sandbox.Server
 	DSN      string
 	env      []string
 	replicas []*replica
 }
 
-func newTestCluster(t *testing.T, n int, opts sandbox.Options, extraEnv ...string) *cluster {
+func newTestCluster(t testing.TB, n int, opts sandbox.Options, extraEnv ...string) *cluster {
 	t.Helper()
 	dsn := newTestPostgres(t)
 	sb, err := sandbox.Start(opts)
@@ -161,7 +161,7 @@ func (c *cluster) start(addr string) *replica {
 }
 
 // kill ends a replica abruptly, as a crash or a lost machine would.
-func (r *replica) kill(t *testing.T) {
+func (r *replica) kill(t testing.TB) {
 	t.Helper()
 	if err := r.cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
@@ -177,11 +177,11 @@ func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 // are per host, not per port, so one agent carries its session from one
 // replica to another, as a load balancer would.
 type agent struct {
-	t *testing.T
+	t testing.TB
 	c *http.Client
 }
 
-func newAgent(t *testing.T) *agent {
+func newAgent(t testing.TB) *agent {
 	jar, _ := cookiejar.New(nil)
 	return &agent{t: t, c: &http.Client{Jar: jar, Timeout: 30 * time.Second,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
@@ -213,7 +213,7 @@ func (a *agent) post(base, path string, body io.Reader, contentType string) (*ht
 	return a.do(req)
 }
 
-func mustDoc(t *testing.T, body string) *goquery.Document {
+func mustDoc(t testing.TB, body string) *goquery.Document {
 	t.Helper()
 	d, err := goquery.NewDocumentFromReader(strings.NewReader(body))
 	if err != nil {
@@ -297,41 +297,14 @@ func TestBulkRunFinishesAfterItsReplicaIsKilled(t *testing.T) {
 	csrf := mustDoc(t, home).Find(`input[name="_csrf"]`).AttrOr("value", "")
 
 	const rows = 40
+	tickets := rateableTickets(t, c.Sandbox, data, rows)
 	var csvBody strings.Builder
 	csvBody.WriteString("email,ticket_id,score,comment\n")
-	n := 0
-	for _, tk := range data.Tickets {
-		if n == rows {
-			break
-		}
-		u, ok := c.Sandbox.UserByID(tk.RequesterID)
-		if tk.Status != "solved" || tk.Rating != nil && (tk.Rating.Score == "good" || tk.Rating.Score == "bad") ||
-			!ok || u.Role != "end-user" || !u.Verified || u.Suspended || !u.Active {
-			continue
-		}
+	for n, tk := range tickets {
+		u, _ := c.Sandbox.UserByID(tk.RequesterID)
 		fmt.Fprintf(&csvBody, "%s,%d,good,replica row %03d\n", u.Email, tk.ID, n)
-		n++
 	}
-	if n != rows {
-		t.Fatalf("the generated account has only %d rateable tickets", n)
-	}
-	var body strings.Builder
-	mw := multipart.NewWriter(&body)
-	mw.WriteField("_csrf", csrf)
-	mw.WriteField("kind", "rate")
-	fw, _ := mw.CreateFormFile("file", "crash.csv")
-	io.WriteString(fw, csvBody.String())
-	mw.Close()
-	res, page := ag.post(a.URL, "/bulk", strings.NewReader(body.String()), mw.FormDataContentType())
-	m := runLocation.FindStringSubmatch(res.Header.Get("Location"))
-	if m == nil {
-		t.Fatalf("upload on A: %d %q %.300s", res.StatusCode, res.Header.Get("Location"), page)
-	}
-	runID := m[1]
-	res, _ = ag.post(a.URL, "/bulk/runs/"+runID+"/confirm", strings.NewReader(url.Values{"_csrf": {csrf}, "writes": {fmt.Sprint(rows)}}.Encode()), "application/x-www-form-urlencoded")
-	if res.StatusCode != http.StatusSeeOther {
-		t.Fatalf("confirm on A: %d", res.StatusCode)
-	}
+	runID := fmt.Sprint(ag.startRun(a, csrf, "rate", csvBody.String(), rows))
 
 	db, err := store.Open(context.Background(), c.DSN, store.Options{SecretKey: []byte("replicas-share-this-secret-key-0123456789")})
 	if err != nil {
@@ -399,7 +372,7 @@ func TestBulkRunFinishesAfterItsReplicaIsKilled(t *testing.T) {
 		}
 	}
 	// The results page on B shows the whole run.
-	_, page = ag.get(b.URL + "/bulk/runs/" + runID)
+	_, page := ag.get(b.URL + "/bulk/runs/" + runID)
 	if got := strings.TrimSpace(mustDoc(t, page).Find(`[data-testid="count-done"]`).Text()); got != fmt.Sprint(rows) {
 		t.Errorf("B's run page shows %q done, want %d", got, rows)
 	}
@@ -490,4 +463,52 @@ func TestReplicasRefreshAnExpiredTokenOnce(t *testing.T) {
 	if n := c.Sandbox.Stats().Refreshes - before; n != 1 {
 		t.Errorf("20 concurrent pages on two replicas caused %d refreshes at Zendesk, want exactly 1", n)
 	}
+}
+
+// rateableTickets returns n tickets of data an end user who can be acted as
+// can rate: solved, not rated yet, each its own.
+func rateableTickets(t testing.TB, sb *sandbox.Server, data *sandbox.Data, n int) []sandbox.Ticket {
+	t.Helper()
+	var out []sandbox.Ticket
+	for _, tk := range data.Tickets {
+		if len(out) == n {
+			break
+		}
+		u, ok := sb.UserByID(tk.RequesterID)
+		if tk.Status != "solved" || tk.Rating != nil && (tk.Rating.Score == "good" || tk.Rating.Score == "bad") ||
+			!ok || u.Role != "end-user" || !u.Verified || u.Suspended || !u.Active {
+			continue
+		}
+		out = append(out, tk)
+	}
+	if len(out) != n {
+		t.Fatalf("the generated account has only %d rateable tickets, want %d", len(out), n)
+	}
+	return out
+}
+
+// startRun uploads csvBody as a bulk run of kind on replica r and confirms
+// its rows writes; it returns the run's id.
+func (a *agent) startRun(r *replica, csrf, kind, csvBody string, writes int) int64 {
+	a.t.Helper()
+	var body strings.Builder
+	mw := multipart.NewWriter(&body)
+	mw.WriteField("_csrf", csrf)
+	mw.WriteField("kind", kind)
+	fw, _ := mw.CreateFormFile("file", "run.csv")
+	io.WriteString(fw, csvBody)
+	mw.Close()
+	res, page := a.post(r.URL, "/bulk", strings.NewReader(body.String()), mw.FormDataContentType())
+	m := runLocation.FindStringSubmatch(res.Header.Get("Location"))
+	if m == nil {
+		a.t.Fatalf("upload on %s: %d %q %.300s", r.URL, res.StatusCode, res.Header.Get("Location"), page)
+	}
+	res, _ = a.post(r.URL, "/bulk/runs/"+m[1]+"/confirm", strings.NewReader(url.Values{"_csrf": {csrf},
+		"writes": {fmt.Sprint(writes)}}.Encode()), "application/x-www-form-urlencoded")
+	if res.StatusCode != http.StatusSeeOther {
+		a.t.Fatalf("confirm on %s: %d", r.URL, res.StatusCode)
+	}
+	var id int64
+	fmt.Sscan(m[1], &id)
+	return id
 }

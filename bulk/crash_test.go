@@ -3,9 +3,12 @@ package bulk
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"net/http"
 	"os"
 	"os/exec"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -19,6 +22,9 @@ import (
 const (
 	crashEnvDSN     = "ONBEHALF_BULK_CRASH_DSN"
 	crashEnvZendesk = "ONBEHALF_BULK_CRASH_ZENDESK"
+	// crashEnvRescue is the helper engine's rescue threshold (10s when
+	// unset): how long it lets a killed engine stay silent.
+	crashEnvRescue = "ONBEHALF_BULK_CRASH_RESCUE"
 )
 
 // TestHelperCrashEngine is not a test: it is the engine process that
@@ -29,8 +35,12 @@ func TestHelperCrashEngine(t *testing.T) {
 		t.Skip("helper process for TestEngineCrashRecovery")
 	}
 	db := mustOpenStore(t, dsn)
+	rescue := 10 * time.Second
+	if v := os.Getenv(crashEnvRescue); v != "" {
+		rescue, _ = time.ParseDuration(v)
+	}
 	e, err := NewEngine(context.Background(), Config{DB: db, ZendeskURL: os.Getenv(crashEnvZendesk),
-		Refresh: deadRefresh, RateLimit: 6000, RescueStuckJobsAfter: 10 * time.Second,
+		Refresh: deadRefresh, RateLimit: 6000, RescueStuckJobsAfter: rescue,
 		retryBase: 100 * time.Millisecond, pollInterval: 50 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -151,5 +161,263 @@ func TestEngineCrashRecovery(t *testing.T) {
 	}
 	if !found {
 		t.Error("no audit row says the earlier attempt's request was found")
+	}
+}
+
+// crashWindowCase is one action for TestKillAfterZendeskActedNeverWritesTwice:
+// a one-row file, and how to count the successful writes for its target.
+type crashWindowCase struct {
+	kind   actions.Kind
+	csv    string
+	writes func(sandbox.Write) bool
+}
+
+func crashWindowCases() map[string]crashWindowCase {
+	onTicket := func(endpoint string, id int64) func(sandbox.Write) bool {
+		return func(w sandbox.Write) bool { return w.Endpoint == endpoint && w.TicketID == id }
+	}
+	return map[string]crashWindowCase{
+		"rate": {actions.KindRate, fmt.Sprintf("email,ticket_id,score,comment\n%s,%d,good,Crash window\n",
+			sandbox.DemoBeauEmail, sandbox.TicketBeauSolved),
+			onTicket("POST /api/v2/tickets/{id}/satisfaction_rating", sandbox.TicketBeauSolved)},
+		"comment": {actions.KindComment, fmt.Sprintf("email,ticket_id,body\n%s,%d,Crash window comment\n",
+			sandbox.DemoBeauEmail, sandbox.TicketBeauOpen),
+			onTicket("PUT /api/v2/requests/{id}", sandbox.TicketBeauOpen)},
+		"solve": {actions.KindSolve, fmt.Sprintf("email,ticket_id,comment\n%s,%d,Solved in the crash window\n",
+			sandbox.DemoBeaEmail, sandbox.TicketBeaOpenAssigned),
+			onTicket("PUT /api/v2/requests/{id}", sandbox.TicketBeaOpenAssigned)},
+		"create_request": {actions.KindCreateRequest, fmt.Sprintf("email,subject,body\n%s,Crash window,Opened in the crash window\n",
+			sandbox.DemoCarlosEmail),
+			func(w sandbox.Write) bool {
+				return w.Endpoint == "POST /api/v2/requests" && w.ActorID == sandbox.DemoCarlosID
+			}},
+	}
+}
+
+// TestKillAfterZendeskActedNeverWritesTwice kills the engine process in the
+// one window the duplicate guard exists for: Zendesk has recorded the
+// row's write, its answer is held (a sandbox hook), and the process dies
+// with SIGKILL before it could mark the row done. Another engine takes the
+// row back once the dead one is silent. For every action the row must end
+// done exactly once with no second write. With the guard switched off
+// (noRecheck) the same kill must be caught: a second write, or a row that
+// does not end done, so the check is shown able to fail.
+func TestKillAfterZendeskActedNeverWritesTwice(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts and kills engine processes")
+	}
+	t.Parallel()
+	for name, tc := range crashWindowCases() {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			if problem := crashInWindow(t, tc, false); problem != "" {
+				t.Error(problem)
+			}
+		})
+		t.Run(name+"/guard off", func(t *testing.T) {
+			t.Parallel()
+			if problem := crashInWindow(t, tc, true); problem == "" {
+				t.Error("with the duplicate guard off the kill after the write went unnoticed: the test cannot fail")
+			} else {
+				t.Logf("guard off, as expected: %s", problem)
+			}
+		})
+	}
+}
+
+// crashInWindow runs tc's row in a child engine, kills it while Zendesk's
+// answer to the row's write is held, finishes the run with an engine in
+// this process (noRecheck switches its duplicate guard off), and returns
+// what went wrong ("" when the row ended done once, written once).
+func crashInWindow(t *testing.T, tc crashWindowCase, noRecheck bool) string {
+	env := newEngineEnv(t, sandbox.Options{RateLimit: 6000, RateBurst: 100})
+	run := env.mustImport(t, tc.kind, tc.csv)
+	confirmer, err := NewEngine(t.Context(), Config{DB: env.db, ZendeskURL: env.sb.URL, RateLimit: 6000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := confirmer.Confirm(t.Context(), run.ID, env.admin, 0); err != nil {
+		t.Fatal(err)
+	}
+	gate := sandbox.NewGate(nil)
+	env.sb.SetHooks(sandbox.Hooks{AfterWrite: gate.AfterWrite})
+	t.Cleanup(gate.Release)
+
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperCrashEngine$", "-test.count=1")
+	cmd.Env = append(os.Environ(), crashEnvDSN+"="+env.dsn, crashEnvZendesk+"="+env.sb.URL)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	if err := gate.WaitHeld(ctx, 1); err != nil {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatalf("the child engine's write never reached Zendesk: %v", err)
+	}
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	gate.Release() // Zendesk answers a process that is gone
+	row, err := env.db.FindRunRow(t.Context(), run.ID, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if row.State != store.RowQueued && row.State != store.RowPending || !row.InFlight {
+		t.Fatalf("after the kill the row is %s (in flight %v); the kill missed the window", row.State, row.InFlight)
+	}
+
+	env.newEngine(t, 6000, func(c *Config) {
+		c.RescueStuckJobsAfter = 2 * time.Second
+		c.noRecheck = noRecheck
+	})
+	waitRun(t, env.db, run.ID, 60*time.Second, store.RunDone)
+
+	var problems []string
+	writes := 0
+	for _, w := range env.sb.Writes() {
+		if w.Status < 300 && tc.writes(w) {
+			writes++
+		}
+	}
+	if writes != 1 {
+		problems = append(problems, fmt.Sprintf("Zendesk recorded %d writes for the row, want 1", writes))
+	}
+	row, err = env.db.FindRunRow(t.Context(), run.ID, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if row.State != store.RowDone {
+		problems = append(problems, fmt.Sprintf("the row ended %s (%s), want done", row.State, row.Error))
+	}
+	if c, _ := env.db.RunCounts(t.Context(), run.ID); c.Done+c.Failed+c.Skipped != 1 {
+		problems = append(problems, fmt.Sprintf("run counts %+v, want one row ended once", c))
+	}
+	return strings.Join(problems, "; ")
+}
+
+// TestCrashesDoNotWearARowOut kills the engine process holding a row more
+// times than a row may fail (each time with the row's write sent and held
+// at Zendesk, so the kill lands after the send gate), then lets the next
+// attempt fail once for a reason of its own: Zendesk applies the write and
+// the connection drops. Before, every rescue counted as an attempt and
+// that one failure, on the ninth attempt, failed the row ("gave up after
+// several attempts"); the kills must count for nothing, the real failure
+// once, and the row must end done with its one write.
+func TestCrashesDoNotWearARowOut(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts and kills engine processes")
+	}
+	t.Parallel()
+	env := newEngineEnv(t, sandbox.Options{RateLimit: 6000, RateBurst: 100})
+	tc := crashWindowCases()["rate"]
+	run := env.mustImport(t, tc.kind, tc.csv)
+	confirmer, err := NewEngine(t.Context(), Config{DB: env.db, ZendeskURL: env.sb.URL, RateLimit: 6000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := confirmer.Confirm(t.Context(), run.ID, env.admin, 0); err != nil {
+		t.Fatal(err)
+	}
+	for kill := 1; kill <= maxAttempts+1; kill++ {
+		// Held on arrival, before Zendesk applies it: the killed
+		// process's write is never applied.
+		gate := sandbox.NewGate(func(r *http.Request) bool { return r.Method == http.MethodPost })
+		env.sb.SetHooks(sandbox.Hooks{BeforeCall: gate.BeforeCall})
+		cmd := exec.Command(os.Args[0], "-test.run=^TestHelperCrashEngine$", "-test.count=1")
+		cmd.Env = append(os.Environ(), crashEnvDSN+"="+env.dsn, crashEnvZendesk+"="+env.sb.URL, crashEnvRescue+"=1s")
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+		err := gate.WaitHeld(ctx, 1)
+		cancel()
+		cmd.Process.Kill()
+		cmd.Wait()
+		gate.Release()
+		if err != nil {
+			t.Fatalf("kill %d: the row's write never reached Zendesk: %v", kill, err)
+		}
+	}
+	row, err := env.db.FindRunRow(t.Context(), run.ID, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if row.Failures != 0 || row.State != store.RowQueued && row.State != store.RowPending {
+		t.Fatalf("after %d kills the row is %s with %d failures, want still to run with none", maxAttempts+1, row.State, row.Failures)
+	}
+	// The next attempt's write is applied and its answer lost: one
+	// failure of the row's own.
+	var dropped atomic.Bool
+	env.sb.SetHooks(sandbox.Hooks{AfterWrite: func(sandbox.Write) bool { return dropped.CompareAndSwap(false, true) }})
+	env.newEngine(t, 6000, func(c *Config) { c.RescueStuckJobsAfter = time.Second })
+	waitRun(t, env.db, run.ID, 60*time.Second, store.RunDone)
+
+	row, err = env.db.FindRunRow(t.Context(), run.ID, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if row.State != store.RowDone || row.Failures != 1 {
+		t.Errorf("row ended %s (%s) with %d failures counted, want done with 1 (the dropped answer)", row.State, row.Error, row.Failures)
+	}
+	if !dropped.Load() {
+		t.Error("no answer was dropped; the test proves nothing")
+	}
+	if n := ratingWrites(t, env.sb)[sandbox.TicketBeauSolved]; n != 1 {
+		t.Errorf("ticket rated %d times, want once", n)
+	}
+}
+
+// logCounter is a slog handler counting records whose message contains
+// what; safe for concurrent use.
+type logCounter struct {
+	what string
+	n    *atomic.Int64
+}
+
+func (h logCounter) Enabled(context.Context, slog.Level) bool { return true }
+func (h logCounter) Handle(_ context.Context, r slog.Record) error {
+	if strings.Contains(r.Message, h.what) {
+		h.n.Add(1)
+	}
+	return nil
+}
+func (h logCounter) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h logCounter) WithGroup(string) slog.Handler      { return h }
+
+// TestRowsWaitForTheRateLimitOutsideTheirJob: 20 workers on 24 rows at two
+// calls a second queue for up to ten seconds, five times a job timeout of
+// two. The queue must not eat the job's time: a row whose turn is further
+// off than a quarter of it hands its worker back and comes again, so no job
+// times out, no attempt is counted, and every row is written once.
+func TestRowsWaitForTheRateLimitOutsideTheirJob(t *testing.T) {
+	t.Parallel()
+	env := newEngineEnv(t, sandbox.Options{Data: sandbox.Generate(25, 40, 200), RateLimit: 6000, RateBurst: 100})
+	tickets := rateableTickets(t, env.sb, 101, 300, 24)
+	run := env.mustImport(t, actions.KindRate, ratingCSV(t, env.sb, tickets))
+	var timeouts atomic.Int64
+	e := env.newEngine(t, 120, func(c *Config) {
+		c.JobTimeout = 2 * time.Second
+		c.Logger = slog.New(logCounter{what: "job timeout", n: &timeouts})
+	})
+	if err := e.Confirm(t.Context(), run.ID, env.admin, env.grant.ID); err != nil {
+		t.Fatal(err)
+	}
+	waitRun(t, env.db, run.ID, 90*time.Second, store.RunDone)
+	if n := timeouts.Load(); n != 0 {
+		t.Errorf("%d jobs timed out waiting for the rate limit, want none", n)
+	}
+	for _, r := range mustRows(t, env.db, run.ID) {
+		if r.State != store.RowDone || r.Failures != 0 {
+			t.Errorf("row %d ended %s with %d failures counted, want done with none", r.Number, r.State, r.Failures)
+		}
+	}
+	for _, tk := range tickets {
+		if n := ratingWrites(t, env.sb)[tk.ID]; n != 1 {
+			t.Errorf("ticket %d rated %d times, want once", tk.ID, n)
+		}
 	}
 }
