@@ -58,7 +58,7 @@ func TestHelperCrashEngine(t *testing.T) {
 // outcome is re-checked against the user's recent requests, not sent again.
 func TestEngineCrashRecovery(t *testing.T) {
 	if testing.Short() {
-		t.Skip("waits for River's leader and rescuer (about half a minute)")
+		t.Skip("starts and kills an engine process")
 	}
 	t.Parallel()
 	env := newEngineEnv(t, sandbox.Options{Data: sandbox.Generate(6, 150, 600), RateLimit: 6000, RateBurst: 100,

@@ -610,10 +610,16 @@ type Progress struct {
 	// RatePerMinute is the rate the throttle keeps to now.
 	RatePerMinute float64
 	// ETA estimates the time left: the remaining rows' calls at the
-	// throttle's rate, plus any Retry-After in force. Zero when nothing is
-	// left or the run is not running.
+	// throttle's rate plus any Retry-After in force (on any replica), or,
+	// once the run has been going a while, the remaining rows at the pace
+	// it has kept so far when that is slower: the waits Zendesk asked for
+	// earlier are likely to come again. Zero when nothing is left or the
+	// run is not running.
 	ETA time.Duration
 }
+
+// etaSettle is how long a run goes before its own pace counts in its ETA.
+const etaSettle = 10 * time.Second
 
 // callsPerRow is about how many Zendesk calls a row of kind k costs:
 // ratings read in batches of 100; comments and solves read the request as
@@ -645,7 +651,11 @@ func (e *Engine) Progress(ctx context.Context, runID int64) (Progress, error) {
 	case store.RunQueued, store.RunRunning:
 		if left := c.Remaining(); left > 0 && p.RatePerMinute > 0 {
 			calls := float64(left) * callsPerRow(actions.Kind(run.Kind))
-			p.ETA = time.Duration(calls/p.RatePerMinute*float64(time.Minute)) + e.throttle.Delay()
+			p.ETA = time.Duration(calls/p.RatePerMinute*float64(time.Minute)) + e.throttle.PauseLeft(ctx)
+			ended := c.Done + c.Failed + c.Skipped
+			if el := e.now().Sub(run.StartedAt); !run.StartedAt.IsZero() && el >= etaSettle && ended >= 20 {
+				p.ETA = max(p.ETA, time.Duration(float64(el)/float64(ended)*float64(left)))
+			}
 		}
 	}
 	return p, nil

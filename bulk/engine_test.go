@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -360,5 +361,48 @@ func TestEngineStopThenRestart(t *testing.T) {
 		if n != 1 {
 			t.Errorf("ticket %d rated %d times, want once", id, n)
 		}
+	}
+}
+
+// TestProgressETAKeepsToThePaceTheRunHasKept: a run that went slower than
+// its rate limit (Zendesk made it wait) is not promised the limit's pace
+// for the rest: a quarter of the rows took 50 s, so the other three
+// quarters are estimated at about 150 s, not at the limit's second.
+func TestProgressETAKeepsToThePaceTheRunHasKept(t *testing.T) {
+	t.Parallel()
+	env := newEngineEnv(t, sandbox.Options{Data: sandbox.Generate(26, 60, 300), RateLimit: 6000, RateBurst: 100})
+	tickets := rateableTickets(t, env.sb, 101, 400, 100)
+	run := env.mustImport(t, actions.KindRate, ratingCSV(t, env.sb, tickets))
+	var offset atomic.Int64
+	e, err := NewEngine(t.Context(), Config{DB: env.db, ZendeskURL: env.sb.URL, RateLimit: 6000,
+		Now: func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Confirm(t.Context(), run.ID, env.admin, env.grant.ID); err != nil {
+		t.Fatal(err)
+	}
+	for n := 2; n < 2+25; n++ {
+		if _, _, err := env.db.ClaimRow(t.Context(), run.ID, n); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := env.db.FinishRow(t.Context(), run.ID, n, store.RowResult{State: store.RowDone}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p, err := e.Progress(t.Context(), run.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.ETA > 5*time.Second {
+		t.Errorf("ETA at the start = %v, want the limit's pace (about a second)", p.ETA)
+	}
+	offset.Store(int64(50 * time.Second))
+	p, err = e.Progress(t.Context(), run.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.ETA < 145*time.Second || p.ETA > 155*time.Second {
+		t.Errorf("ETA after 25 rows in 50 s = %v, want about 150 s for the 75 left", p.ETA)
 	}
 }
