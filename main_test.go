@@ -190,6 +190,9 @@ func TestConfigValidation(t *testing.T) {
 		{"bad database url", map[string]string{"DATABASE_URL": "mysql://x"}, "DATABASE_URL"},
 		{"bad addr", map[string]string{"ADDR": "8080"}, "ADDR"},
 		{"bad log format", map[string]string{"LOG_FORMAT": "xml"}, "LOG_FORMAT"},
+		{"rescue too eager", map[string]string{"BULK_RESCUE_AFTER": "500ms"}, "BULK_RESCUE_AFTER must be at least 2s"},
+		{"job timeout too short", map[string]string{"BULK_JOB_TIMEOUT": "3s"}, "BULK_JOB_TIMEOUT must be at least 10s"},
+		{"job timeout not a duration", map[string]string{"BULK_JOB_TIMEOUT": "soon"}, "BULK_JOB_TIMEOUT must be a duration"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
