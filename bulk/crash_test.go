@@ -41,6 +41,7 @@ func TestHelperCrashEngine(t *testing.T) {
 	}
 	e, err := NewEngine(context.Background(), Config{DB: db, ZendeskURL: os.Getenv(crashEnvZendesk),
 		Refresh: deadRefresh, RateLimit: 6000, RescueStuckJobsAfter: rescue,
+		Logger:    slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})),
 		retryBase: 100 * time.Millisecond, pollInterval: 50 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -337,10 +338,19 @@ func TestCrashesDoNotWearARowOut(t *testing.T) {
 		cancel()
 		cmd.Process.Kill()
 		cmd.Wait()
-		gate.Release()
 		if err != nil {
+			gate.Release()
 			t.Fatalf("kill %d: the row's write never reached Zendesk: %v", kill, err)
 		}
+		// The gate lets go of the call once Zendesk's side sees its
+		// connection gone, and the call is then never applied; released
+		// before that, it would be.
+		for deadline := time.Now().Add(10 * time.Second); gate.Held() > 0; time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("kill %d: the held write's connection still looks open", kill)
+			}
+		}
+		gate.Release()
 	}
 	row, err := env.db.FindRunRow(t.Context(), run.ID, 2)
 	if err != nil {
@@ -388,19 +398,19 @@ func (h logCounter) Handle(_ context.Context, r slog.Record) error {
 func (h logCounter) WithAttrs([]slog.Attr) slog.Handler { return h }
 func (h logCounter) WithGroup(string) slog.Handler      { return h }
 
-// TestRowsWaitForTheRateLimitOutsideTheirJob: 20 workers on 24 rows at two
-// calls a second queue for up to ten seconds, five times a job timeout of
-// two. The queue must not eat the job's time: a row whose turn is further
+// TestRowsWaitForTheRateLimitOutsideTheirJob: 20 workers on 30 rows at two
+// calls a second queue for up to ten seconds, well over a job timeout of
+// six. The queue must not eat the job's time: a row whose turn is further
 // off than a quarter of it hands its worker back and comes again, so no job
 // times out, no attempt is counted, and every row is written once.
 func TestRowsWaitForTheRateLimitOutsideTheirJob(t *testing.T) {
 	t.Parallel()
 	env := newEngineEnv(t, sandbox.Options{Data: sandbox.Generate(25, 40, 200), RateLimit: 6000, RateBurst: 100})
-	tickets := rateableTickets(t, env.sb, 101, 300, 24)
+	tickets := rateableTickets(t, env.sb, 101, 300, 30)
 	run := env.mustImport(t, actions.KindRate, ratingCSV(t, env.sb, tickets))
 	var timeouts atomic.Int64
 	e := env.newEngine(t, 120, func(c *Config) {
-		c.JobTimeout = 2 * time.Second
+		c.JobTimeout = 6 * time.Second
 		c.Logger = slog.New(logCounter{what: "job timeout", n: &timeouts})
 	})
 	if err := e.Confirm(t.Context(), run.ID, env.admin, env.grant.ID); err != nil {

@@ -388,9 +388,10 @@ func newWorkerID() string {
 // with an unknown outcome, re-checked when it runs again) and waits for
 // them to return.
 //
-// The heartbeat stops last: an engine that stopped cleanly holds no jobs
-// and is forgotten; one whose hard stop failed is left to go silent, and
-// the others take its jobs back.
+// The heartbeat stops last. Once no worker of this engine runs, any job
+// River left marked running (a job cut off as the queue stopped) is taken
+// back at once, and the engine is forgotten; one whose hard stop failed is
+// left to go silent, and the others take its jobs back.
 func (e *Engine) Stop(ctx context.Context) error {
 	defer e.closeQueue()
 	err := e.queue.Stop(ctx)
@@ -406,19 +407,23 @@ func (e *Engine) Stop(ctx context.Context) error {
 	return nil
 }
 
-// stopBeat stops the heartbeat, and forgets this engine when it holds no
-// jobs any more.
-func (e *Engine) stopBeat(ctx context.Context, forget bool) {
+// stopBeat stops the heartbeat; with stopped (none of this engine's
+// workers runs any more) it takes back the jobs left marked running and
+// forgets the engine.
+func (e *Engine) stopBeat(ctx context.Context, stopped bool) {
 	if e.beat == nil {
 		return
 	}
 	e.beat()
 	<-e.beatDone
-	if forget {
+	if stopped {
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
-		if err := e.db.ForgetWorker(fctx, e.id); err != nil {
+		n, err := e.db.RescueWorker(fctx, e.id)
+		if err != nil {
 			e.log.Warn("bulk: stop", "err", err)
+		} else if n > 0 {
+			e.log.Info("bulk: stop: jobs cut off as the queue stopped are available again", "jobs", n)
 		}
 	}
 }

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"time"
 )
@@ -27,15 +28,6 @@ func (db *DB) Heartbeat(ctx context.Context, id string) error {
 		ON CONFLICT (id) DO UPDATE SET seen_at = %[1]s`, now)
 	if _, err := db.exec(ctx, q, id); err != nil {
 		return fmt.Errorf("store: heartbeat of %s: %w", id, err)
-	}
-	return nil
-}
-
-// ForgetWorker removes the engine named id, which stopped cleanly and holds
-// no jobs.
-func (db *DB) ForgetWorker(ctx context.Context, id string) error {
-	if _, err := db.exec(ctx, `DELETE FROM bulk_workers WHERE id = ?`, id); err != nil {
-		return fmt.Errorf("store: forget worker %s: %w", id, err)
 	}
 	return nil
 }
@@ -68,9 +60,41 @@ func (db *DB) RescueSilentWorkers(ctx context.Context, silentFor time.Duration) 
 	if err := rows.Err(); err != nil {
 		return 0, fmt.Errorf("store: rescue silent workers: %w", err)
 	}
-	if len(silent) == 0 {
-		return 0, nil
+	n, err := db.takeBack(ctx, tx, silent)
+	if err != nil {
+		return 0, err
 	}
+	if err := tx.Commit(); err != nil {
+		return 0, fmt.Errorf("store: rescue silent workers: commit: %w", err)
+	}
+	return n, nil
+}
+
+// RescueWorker takes back the running jobs of the engine named id, which
+// has stopped (none of its workers runs any more) but may have left jobs
+// marked running, and forgets it. It returns how many jobs it took back.
+func (db *DB) RescueWorker(ctx context.Context, id string) (int, error) {
+	tx, err := db.db.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, fmt.Errorf("store: rescue worker %s: %w", id, err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, db.dialect.rebind(`DELETE FROM bulk_workers WHERE id = ?`), id); err != nil {
+		return 0, fmt.Errorf("store: rescue worker %s: %w", id, err)
+	}
+	n, err := db.takeBack(ctx, tx, []string{id})
+	if err != nil {
+		return 0, err
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, fmt.Errorf("store: rescue worker %s: commit: %w", id, err)
+	}
+	return n, nil
+}
+
+// takeBack makes the running jobs last attempted by the engines ids
+// available again at once, with one more attempt allowed.
+func (db *DB) takeBack(ctx context.Context, tx *sql.Tx, ids []string) (int, error) {
 	// River keeps every client that attempted a job in attempted_by, the
 	// latest last: a text[] on PostgreSQL, a JSON array (JSONB blob) on
 	// SQLite, whose times are text in the one format River compares.
@@ -82,17 +106,14 @@ func (db *DB) RescueSilentWorkers(ctx context.Context, silentFor time.Duration) 
 			WHERE state = 'running' AND json_extract(attempted_by, '$[#-1]') = ?`
 	}
 	q = db.dialect.rebind(q)
-	rescued := 0
-	for _, id := range silent {
+	taken := 0
+	for _, id := range ids {
 		res, err := tx.ExecContext(ctx, q, id)
 		if err != nil {
-			return 0, fmt.Errorf("store: rescue jobs of %s: %w", id, err)
+			return 0, fmt.Errorf("store: take back the jobs of %s: %w", id, err)
 		}
 		n, _ := res.RowsAffected()
-		rescued += int(n)
+		taken += int(n)
 	}
-	if err := tx.Commit(); err != nil {
-		return 0, fmt.Errorf("store: rescue silent workers: commit: %w", err)
-	}
-	return rescued, nil
+	return taken, nil
 }
