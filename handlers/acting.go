@@ -460,8 +460,14 @@ func (a *app) handleCreateRequest() echo.HandlerFunc {
 	}
 }
 
+// runOptions are the options of an action from a form: the audit row
+// names the request, the admin's address and the picked end user.
 func (a *app) runOptions(c echo.Context) actions.RunOptions {
-	return actions.RunOptions{RequestID: requestIDOf(c), RemoteAddr: c.RealIP()}
+	opt := actions.RunOptions{RequestID: requestIDOf(c), RemoteAddr: c.RealIP()}
+	if who := actingOf(c); who != nil {
+		opt.KnownUser = actions.KnownUser{ID: who.ID, Email: who.Email}
+	}
+	return opt
 }
 
 // fieldErrors returns the per-field problems of a validation refusal.

@@ -424,14 +424,18 @@ func TestAuditPageFiltersAndExports(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	r := s.get("/audit?action=rate&outcome=ok")
+	r := s.get("/audit?action=rate&outcome=done")
 	rows := r.doc(t).Find(`[data-testid="audit-row"]`)
 	if rows.Length() != 1 || !strings.Contains(rows.Text(), sandbox.DemoBeaEmail) {
-		t.Errorf("filter rate+ok: %d rows: %q", rows.Length(), rows.Text())
+		t.Errorf("filter rate+done: %d rows: %q", rows.Length(), rows.Text())
 	}
-	r = s.get("/audit?action=rate&outcome=refused")
-	if n := r.doc(t).Find(`[data-testid="audit-row"]`).Length(); n != 1 {
-		t.Errorf("filter rate+refused: %d rows, want 1", n)
+	// The closed ticket's refusal and the broken event both failed.
+	r = s.get("/audit?action=rate&outcome=failed")
+	if n := r.doc(t).Find(`[data-testid="audit-row"]`).Length(); n != 2 {
+		t.Errorf("filter rate+failed: %d rows, want 2", n)
+	}
+	if r := s.get("/audit?outcome=ok"); r.Status != http.StatusBadRequest {
+		t.Errorf("an outcome outside the vocabulary: status %d, want 400", r.Status)
 	}
 	if r := s.get("/audit?from=yesterday"); r.Status != http.StatusBadRequest {
 		t.Errorf("bad date: status %d, want 400", r.Status)

@@ -84,18 +84,27 @@ func TestFindAuditEvents(t *testing.T) {
 			{Time: at(4), AdminID: 1, Action: "rate", EndUser: "bob@example.com", Outcome: OutcomeOK},
 			// Same time as the previous one: id breaks the tie.
 			{Time: at(4), AdminID: 3, Action: "login_refused", Outcome: OutcomeRefused},
+			{Time: at(5), AdminID: 1, Action: "rate", EndUserID: 10, EndUser: "bea@example.com", Outcome: OutcomeRefused, RunID: 7},
+			{Time: at(6), AdminID: 1, Action: "bulk_confirm", Outcome: OutcomeOK, RunID: 7},
 		})
 		tests := []struct {
 			name string
 			f    AuditFilter
 			want []int64
 		}{
-			{"all newest first", AuditFilter{}, []int64{ev[5].ID, ev[4].ID, ev[3].ID, ev[2].ID, ev[1].ID, ev[0].ID}},
-			{"admin", AuditFilter{AdminID: 1}, []int64{ev[4].ID, ev[1].ID, ev[0].ID}},
+			{"all newest first", AuditFilter{To: at(5)}, []int64{ev[5].ID, ev[4].ID, ev[3].ID, ev[2].ID, ev[1].ID, ev[0].ID}},
+			{"admin", AuditFilter{AdminID: 1, To: at(5)}, []int64{ev[4].ID, ev[1].ID, ev[0].ID}},
+			{"end user by email or id", AuditFilter{EndUser: "10"}, []int64{ev[6].ID}},
+			{"run", AuditFilter{RunID: 7}, []int64{ev[7].ID, ev[6].ID}},
+			// The shared vocabulary: a refused action as an end user failed,
+			// as its bulk row did; a refused login was refused.
+			{"result done", AuditFilter{Result: ResultDone}, []int64{ev[7].ID, ev[4].ID, ev[3].ID, ev[0].ID}},
+			{"result failed", AuditFilter{Result: ResultFailed}, []int64{ev[6].ID, ev[2].ID, ev[1].ID}},
+			{"result refused", AuditFilter{Result: ResultRefused}, []int64{ev[5].ID}},
 			{"end user ignores case", AuditFilter{EndUser: "EVE@example.COM"}, []int64{ev[3].ID, ev[1].ID, ev[0].ID}},
-			{"action", AuditFilter{Action: "rate"}, []int64{ev[4].ID, ev[2].ID, ev[0].ID}},
-			{"outcome", AuditFilter{Outcome: OutcomeRefused}, []int64{ev[5].ID, ev[2].ID}},
-			{"from inclusive", AuditFilter{From: at(3)}, []int64{ev[5].ID, ev[4].ID, ev[3].ID}},
+			{"action", AuditFilter{Action: "rate", To: at(5)}, []int64{ev[4].ID, ev[2].ID, ev[0].ID}},
+			{"outcome", AuditFilter{Outcome: OutcomeRefused, To: at(5)}, []int64{ev[5].ID, ev[2].ID}},
+			{"from inclusive", AuditFilter{From: at(3), To: at(5)}, []int64{ev[5].ID, ev[4].ID, ev[3].ID}},
 			{"to exclusive", AuditFilter{To: at(1)}, []int64{ev[0].ID}},
 			{"window", AuditFilter{From: at(1), To: at(3)}, []int64{ev[2].ID, ev[1].ID}},
 			{"combined", AuditFilter{AdminID: 1, Action: "rate", EndUser: "bob@example.com"}, []int64{ev[4].ID}},
@@ -119,7 +128,7 @@ func TestFindAuditEvents(t *testing.T) {
 		t.Run("paging", func(t *testing.T) {
 			all := []int64{ev[5].ID, ev[4].ID, ev[3].ID, ev[2].ID, ev[1].ID, ev[0].ID}
 			for offset := 0; offset < 8; offset += 4 {
-				got, total, err := db.FindAuditEvents(t.Context(), AuditFilter{Limit: 4, Offset: offset})
+				got, total, err := db.FindAuditEvents(t.Context(), AuditFilter{To: at(5), Limit: 4, Offset: offset})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -131,7 +140,7 @@ func TestFindAuditEvents(t *testing.T) {
 					t.Errorf("total at offset %d = %d, want 6 (all matches, not the page)", offset, total)
 				}
 			}
-			got, total, err := db.FindAuditEvents(t.Context(), AuditFilter{AdminID: 1, Limit: 2, Offset: 2})
+			got, total, err := db.FindAuditEvents(t.Context(), AuditFilter{AdminID: 1, To: at(5), Limit: 2, Offset: 2})
 			if err != nil || total != 3 || len(got) != 1 || got[0].ID != ev[0].ID {
 				t.Errorf("filtered page = %v, total %d, %v; want [%d], total 3", ids(got), total, err, ev[0].ID)
 			}
@@ -179,4 +188,23 @@ func TestListAuditAdmins(t *testing.T) {
 			t.Errorf("ListAuditAdmins (-want +got):\n%s", diff)
 		}
 	})
+}
+
+func TestAuditEventResult(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		action, outcome, want string
+	}{
+		{"rate", OutcomeOK, ResultDone},
+		{"rate", OutcomeRefused, ResultFailed},
+		{"create_request", OutcomeRefused, ResultFailed},
+		{"comment", OutcomeFailed, ResultFailed},
+		{"login_refused", OutcomeRefused, ResultRefused},
+		{"bulk_confirm", OutcomeRefused, ResultRefused},
+		{"logout", OutcomeOK, ResultDone},
+	} {
+		if got := (AuditEvent{Action: tc.action, Outcome: tc.outcome}).Result(); got != tc.want {
+			t.Errorf("%s %s: Result() = %q, want %q", tc.action, tc.outcome, got, tc.want)
+		}
+	}
 }

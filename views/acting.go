@@ -149,9 +149,12 @@ type AuditPage struct {
 	PrevURL string
 	NextURL string
 	CSVURL  string
+	// Actions are the action codes the filter offers (shown by ActionName).
 	Actions []string
-	Admins  []AuditAdmin
-	Error   string
+	// Outcomes are the outcome words the filter offers.
+	Outcomes []string
+	Admins   []AuditAdmin
+	Error    string
 }
 
 // AuditAdmin is an admin the filter can select.
@@ -168,16 +171,32 @@ type AuditFilter struct {
 	Outcome string
 	From    string
 	To      string
+	Run     string
 }
 
-// AuditRow is one audit event as shown.
+// AuditRow is one audit event as the page and its CSV show it.
 type AuditRow struct {
-	Time      time.Time
-	Admin     string
+	Time  time.Time
+	Admin string
+	// Action is the action's plain name (ActionName).
 	Action    string
-	EndUser   string
+	EndUser   string // email, or the reference as given
+	EndUserID int64
 	TicketID  int64
+	RunID     int64
+	// Outcome is "done", "failed" or "refused", the words runs use too.
 	Outcome   string
 	Detail    string
 	ZendeskID int64
+}
+
+// Ticket is the ticket cell: "#105", or "" for none.
+func (r AuditRow) Ticket() string { return hashID(r.TicketID) }
+
+// Run is the run cell: "#12", or "" for none.
+func (r AuditRow) Run() string { return hashID(r.RunID) }
+
+// AuditColumns are the audit table's headings, which its CSV repeats.
+func AuditColumns() []string {
+	return []string{"When", "Admin", "Action", "End user", "Ticket", "Run", "Outcome", "Details"}
 }

@@ -3,6 +3,7 @@ package views
 import (
 	"sort"
 	"strconv"
+	"strings"
 )
 
 func roleLabel(role string) string {
@@ -52,4 +53,43 @@ func Thousands(n int) string {
 		s = s[:i] + "," + s[i:]
 	}
 	return s
+}
+
+func hashID(n int64) string {
+	if n == 0 {
+		return ""
+	}
+	return "#" + strconv.FormatInt(n, 10)
+}
+
+// actionNames are the audit trail's action codes in plain words.
+var actionNames = map[string]string{
+	"rate":           "Rate a ticket",
+	"create_request": "Open a request",
+	"comment":        "Comment",
+	"solve":          "Mark solved",
+	"login":          "Log in",
+	"login_refused":  "Login refused",
+	"login_expired":  "Sign-in expired",
+	"logout":         "Log out",
+	"state_mismatch": "Login check failed",
+	"bulk_confirm":   "Confirm a bulk run",
+	"bulk_cancel":    "Cancel a bulk run",
+	"bulk_retry":     "Retry failed rows",
+	"bulk_mapping":   "Change a run's columns",
+	"bulk_preflight": "Check a run with Zendesk",
+}
+
+// ActionName is an audit action in plain words ("create_request" is "Open
+// a request"); a code it does not know is shown with spaces for its
+// underscores, never raw.
+func ActionName(code string) string {
+	if n, ok := actionNames[code]; ok {
+		return n
+	}
+	s := strings.ReplaceAll(code, "_", " ")
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
 }
