@@ -334,6 +334,10 @@ func (r *Runner) do(ctx context.Context, a Action, c checked, opt RunOptions, ou
 		}
 		out.Status, out.ZendeskID = successStatus(KindRate), sr.ID
 		out.Message = fmt.Sprintf("Rated ticket #%d %s as %s.", a.Ticket, a.Score, name)
+		if sr.Reason != "" && a.Score == zendesk.ScoreBad {
+			// The reason as Zendesk stored it (its text, §3.2), not our label.
+			out.Message = fmt.Sprintf("Rated ticket #%d bad as %s, reason: %s.", a.Ticket, name, strings.TrimSuffix(sr.Reason, "."))
+		}
 		out.Warning = c.warning
 	case CreateRequest:
 		if opt.Recheck {

@@ -1,6 +1,9 @@
 package views
 
-import "time"
+import (
+	"strings"
+	"time"
+)
 
 // UsersPage is the end-user search page.
 type UsersPage struct {
@@ -62,13 +65,16 @@ type RequestPage struct {
 
 // RequestDetail is what the page shows of the request.
 type RequestDetail struct {
-	ID              int64
-	Subject         string
-	Description     string
-	Status          string
-	Type            string
-	Rating          string
-	RatingComment   string
+	ID            int64
+	Subject       string
+	Description   string
+	Status        string
+	Type          string
+	Rating        string
+	RatingComment string
+	// RatingReason is the reason Zendesk stored with a bad rating, in its
+	// own words.
+	RatingReason    string
 	CanBeSolvedByMe bool
 	CreatedAt       time.Time
 	UpdatedAt       time.Time
@@ -136,6 +142,19 @@ func BadRatingReasons() []Reason {
 		{8, "The agent's attitude is unsatisfactory"},
 		{100, "Some other reason"},
 	}
+}
+
+// ReasonCodeOf is the code of the reason whose label is text (Zendesk
+// returns a rating's reason as text, never its code: zendesk-api.md §3.2),
+// or 0 when none matches.
+func ReasonCodeOf(text string) int {
+	text = strings.TrimSuffix(strings.TrimSpace(text), ".")
+	for _, r := range BadRatingReasons() {
+		if r.Code != 0 && strings.EqualFold(r.Label, text) {
+			return r.Code
+		}
+	}
+	return 0
 }
 
 // AuditPage is the audit trail with its filters.

@@ -1,6 +1,7 @@
 package views
 
 import (
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -37,13 +38,23 @@ func plural(n int, one, many string) string {
 	return strconv.Itoa(n) + " " + many
 }
 
-func sortedKeys(m map[string]string) []string {
+// inOrder is m's keys: those in order first, in that order, then the rest
+// sorted.
+func inOrder(m map[string]string, order []string) []string {
 	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
+	for _, k := range order {
+		if _, ok := m[k]; ok {
+			keys = append(keys, k)
+		}
 	}
-	sort.Strings(keys)
-	return keys
+	var rest []string
+	for k := range m {
+		if !slices.Contains(order, k) {
+			rest = append(rest, k)
+		}
+	}
+	sort.Strings(rest)
+	return append(keys, rest...)
 }
 
 // Thousands writes n with commas between groups of three digits: 100,000.
