@@ -71,6 +71,9 @@ func (a *app) bulkPage(c echo.Context) (views.BulkPage, error) {
 	p := views.BulkPage{Page: a.page(c, "Bulk runs"), Kinds: kinds, Columns: cols,
 		MaxMB: int(a.maxUpload >> 20), MaxRows: bulk.DefaultMaxRows}
 	p.Nav = "bulk"
+	if a.sandbox != nil {
+		p.SampleURL = sampleCSVPath
+	}
 	runs, _, err := a.db.ListRuns(c.Request().Context(), store.RunFilter{Limit: 50})
 	if err != nil {
 		return p, err

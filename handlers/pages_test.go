@@ -273,10 +273,13 @@ func TestSandboxOffersARunnableSampleCSV(t *testing.T) {
 	if counts.Invalid != 0 || counts.Total < 3 {
 		t.Fatalf("the sample has %d rows, %d invalid: %+v", counts.Total, counts.Invalid, counts)
 	}
+	// Pre-flight: only Dana's row would be refused (she is unverified), and
+	// the page names her.
 	pf := s.post(fmt.Sprintf("/bulk/runs/%d/preflight", id), url.Values{"_csrf": {s.csrf}})
 	doc := s.follow(pf).doc(t)
-	if doc.Find(`[data-testid="preflight-ok"]`).Length() != 1 {
-		t.Errorf("pre-flight of the sample: %q", squash(doc.Find(`[data-testid="first-refusals"]`).Text()))
+	refusals := doc.Find(`[data-testid="first-refusal"]`)
+	if refusals.Length() != 1 || !strings.Contains(refusals.Text(), "Dana Park") {
+		t.Errorf("pre-flight of the sample: %d refusals: %q", refusals.Length(), squash(refusals.Text()))
 	}
 
 	// Without the sandbox there is no sample: its tickets exist only there.

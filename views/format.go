@@ -17,9 +17,9 @@ func roleLabel(role string) string {
 func statusClass(status string) string {
 	switch status {
 	case "solved":
-		return "ok"
+		return "badge-ok"
 	case "new", "open":
-		return "warn"
+		return "badge-info"
 	}
 	return ""
 }
