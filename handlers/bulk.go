@@ -191,6 +191,7 @@ func (a *app) handleRun() echo.HandlerFunc {
 		p.Queuing = queuingNote(run)
 		p.Active = p.Cancellable || p.Cancelling != ""
 		p.Finished = (run.State == store.RunDone || run.State == store.RunCancelled) && p.Cancelling == ""
+		p.Chart = a.runChart(c.Request().Context(), &run, p.Finished)
 		p.Preflighted = run.Preflighted
 		p.Writes = counts.Pending
 		p.ConfirmedBy, p.ConfirmedAt = run.ConfirmedBy.Name, run.StartedAt

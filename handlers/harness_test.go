@@ -174,6 +174,7 @@ func newTestApp(t testing.TB, opts testAppOptions) *testApp {
 		Now:           clock.Now,
 		Bulk:          engine,
 		ProgressEvery: every,
+		RateLimit:     6000,
 	})
 	if err != nil {
 		t.Fatalf("handlers.New: %v", err)

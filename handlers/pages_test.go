@@ -292,3 +292,52 @@ func TestSandboxOffersARunnableSampleCSV(t *testing.T) {
 		t.Errorf("sample without the sandbox: status %d, want 404", r.Status)
 	}
 }
+
+func TestFinishedRunShowsItsChart(t *testing.T) {
+	t.Parallel()
+	app := newTestApp(t, testAppOptions{Sandbox: true})
+	s := loginAs(t, app, sandbox.DemoAdminEmail)
+	sample := s.get(sampleCSVPath).Body
+	id := runIDFrom(t, s.upload("rate", "sample.csv", []byte(sample)))
+	runURL := fmt.Sprintf("/bulk/runs/%d", id)
+	if n := s.get(runURL).doc(t).Find(`[data-testid="run-chart"]`).Length(); n != 0 {
+		t.Errorf("an unsent preview shows %d charts", n)
+	}
+	if r := s.act(runURL+"/confirm", url.Values{"writes": {"5"}}); r.Status != http.StatusSeeOther {
+		t.Fatalf("confirm: status %d: %.400s", r.Status, r.Body)
+	}
+	waitRunState(t, app, id, store.RunDone)
+	doc := s.get(runURL).doc(t)
+	chart := doc.Find(`[data-testid="run-chart"]`)
+	svg := chart.Find(`svg[role="img"]`)
+	if svg.Length() != 1 || svg.Find("title").Text() == "" {
+		t.Fatalf("the finished run has no labelled SVG chart: %q", squash(chart.Text()))
+	}
+	desc := squash(svg.Find("desc").Text())
+	for _, want := range []string{"4 done", "1 failed", "0 skipped", "limit of 6,000 calls a minute"} {
+		if !strings.Contains(desc, want) {
+			t.Errorf("the chart's description %q does not say %q", desc, want)
+		}
+	}
+	if cap := squash(chart.Find("figcaption").Text()); cap != desc {
+		t.Errorf("the visible caption %q differs from the description %q", cap, desc)
+	}
+	// The bars: as many done and failed rows as the run has, stacked.
+	var done, failed int
+	chart.Find(`[data-testid="chart-table"] tbody tr`).Each(func(_ int, tr *goquery.Selection) {
+		d, _ := strconv.Atoi(tr.Find("td").Eq(1).Text())
+		f, _ := strconv.Atoi(tr.Find("td").Eq(2).Text())
+		done, failed = done+d, failed+f
+	})
+	if done != 4 || failed != 1 {
+		t.Errorf("the chart's table counts %d done and %d failed, want 4 and 1", done, failed)
+	}
+	if n := svg.Find(`rect[fill="#c93a3a"]`).FilterFunction(func(_ int, r *goquery.Selection) bool {
+		return r.AttrOr("height", "0") != "0.0"
+	}).Length(); n != 1 {
+		t.Errorf("%d red (failed) bar pieces with a height, want 1", n)
+	}
+	if svg.Find(`line[stroke-dasharray]`).Length() != 1 {
+		t.Error("no limit line on the chart")
+	}
+}

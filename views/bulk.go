@@ -87,6 +87,8 @@ type RunPage struct {
 	// FirstRefusals are valid rows the pre-flight expects Zendesk to refuse.
 	FirstRefusals []RowView
 	Error         string
+	// Chart is a finished run's pace and outcomes; nil for none.
+	Chart *Chart
 }
 
 // RunCounts are the live counts of a run.
