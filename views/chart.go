@@ -152,8 +152,9 @@ func (c Chart) busiest() int {
 func (c Chart) describe() string {
 	t := c.totals()
 	first, last := c.Minutes[0].Start, c.Minutes[len(c.Minutes)-1].Start
-	s := fmt.Sprintf("From %s to %s UTC: %d done, %d failed, %d skipped; at most %s in one minute",
-		first.UTC().Format("15:04"), last.Add(time.Minute).UTC().Format("15:04"), t.Done, t.Failed, t.Skipped, plural(c.busiest(), "row", "rows"))
+	s := fmt.Sprintf("From %s to %s UTC: %s done, %s failed, %s skipped; at most %s %s in one minute",
+		first.UTC().Format("15:04"), last.Add(time.Minute).UTC().Format("15:04"), Thousands(t.Done), Thousands(t.Failed),
+		Thousands(t.Skipped), Thousands(c.busiest()), map[bool]string{true: "row", false: "rows"}[c.busiest() == 1])
 	if c.Limit > 0 {
 		s += fmt.Sprintf(", against a limit of %s calls a minute", Thousands(c.Limit))
 	}
