@@ -208,3 +208,52 @@ func TestAuditEventResult(t *testing.T) {
 		}
 	}
 }
+
+// TestMigration0008NamesFormRefusals runs 0008's statements again over
+// events written the old way: a form's refusal named the end user "10"
+// with no id; afterwards it carries the id and the email other events of
+// that user have, and events of unknown users stay as they were.
+func TestMigration0008NamesFormRefusals(t *testing.T) {
+	t.Parallel()
+	forEachDB(t, func(t *testing.T, dsn string) {
+		db := mustOpen(t, dsn, Options{})
+		t0 := time.Date(2026, 2, 1, 12, 0, 0, 0, time.UTC)
+		ev := mustAuditEvents(t, db, []AuditEvent{
+			{Time: t0, AdminID: 1, Action: "comment", EndUser: "10", Outcome: OutcomeRefused},
+			{Time: t0.Add(time.Hour), AdminID: 1, Action: "rate", EndUserID: 10, EndUser: "bea@example.com", Outcome: OutcomeOK},
+			{Time: t0.Add(2 * time.Hour), AdminID: 1, Action: "rate", EndUser: "77", Outcome: OutcomeRefused},
+			{Time: t0.Add(3 * time.Hour), AdminID: 1, Action: "login", EndUser: "", Outcome: OutcomeOK},
+		})
+		body, err := migrationFiles.ReadFile("migrations/" + db.Dialect() + "/0008_audit.sql")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, stmt := range splitStatements(string(body)) {
+			if _, err := db.db.ExecContext(t.Context(), stmt); err != nil {
+				t.Fatalf("%s: %v", stmt, err)
+			}
+		}
+		got, _, err := db.FindAuditEvents(t.Context(), AuditFilter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		byID := map[int64]AuditEvent{}
+		for _, e := range got {
+			byID[e.ID] = e
+		}
+		for _, tc := range []struct {
+			id    int64
+			uid   int64
+			email string
+		}{
+			{ev[0].ID, 10, "bea@example.com"},
+			{ev[1].ID, 10, "bea@example.com"},
+			{ev[2].ID, 77, "77"}, // no email known for user 77
+			{ev[3].ID, 0, ""},
+		} {
+			if e := byID[tc.id]; e.EndUserID != tc.uid || e.EndUser != tc.email {
+				t.Errorf("event %d: end user %d %q, want %d %q", tc.id, e.EndUserID, e.EndUser, tc.uid, tc.email)
+			}
+		}
+	})
+}
