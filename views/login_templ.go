@@ -586,7 +586,7 @@ func Home(p HomePage) templ.Component {
 					return templ_7745c5c3_Err
 				}
 			}
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 50, "</section></div><section class=\"card\" aria-labelledby=\"how-h\"><h2 id=\"how-h\">How it works</h2><ol><li>Find the end user by name, email address or Zendesk id, and pick them.</li><li>Their requests appear as they see them. Rate a solved ticket, comment, mark solved, or open a new request.</li><li>Zendesk records each change as the end user's; the audit trail records that you made it.</li></ol></section>")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 50, "</section></div><section class=\"card\" aria-labelledby=\"how-h\"><h2 id=\"how-h\">How it works</h2><ol><li>Find the end user by name, email address or Zendesk id, and pick them.</li><li>Their requests appear as they see them. Rate a solved ticket, comment, mark solved, or open a new request.</li><li>Zendesk records each change as the end user's; the audit trail records that you made it.</li><li>For many changes at once, upload a CSV on <a href=\"/bulk\">Bulk runs</a>: check the preview (and, if you like, with Zendesk), send, and follow the rows as they go.</li></ol></section>")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
