@@ -60,7 +60,8 @@ func (b *e2eBrowser) mustFocusRingContrast(what, sel string) {
 }
 
 func TestE2EPagesHomeSearchAndAudit(t *testing.T) {
-	t.Parallel()
+	// Not parallel: reviewing every page at two widths with axe-core is
+	// heavy, and the other browser tests wait for these to finish.
 	b := newTestBrowser(t)
 	app := newTestE2EApp(t)
 	b.mustNavigate(app.URL + "/")
@@ -97,7 +98,8 @@ func (b *e2eBrowser) mustPickBea(app *e2eApp) {
 }
 
 func TestE2EPagesOfARequest(t *testing.T) {
-	t.Parallel()
+	// Not parallel: reviewing every page at two widths with axe-core is
+	// heavy, and the other browser tests wait for these to finish.
 	b := newTestBrowser(t)
 	app := newTestE2EApp(t)
 	b.mustLoginAs(app, sandbox.DemoAdminEmail)
@@ -133,7 +135,8 @@ func TestE2EPagesOfARequest(t *testing.T) {
 }
 
 func TestE2EPagesOfABulkRun(t *testing.T) {
-	t.Parallel()
+	// Not parallel: reviewing every page at two widths with axe-core is
+	// heavy, and the other browser tests wait for these to finish.
 	b := newTestBrowser(t)
 	app := newTestE2EApp(t)
 	b.mustLoginAs(app, sandbox.DemoAdminEmail)
