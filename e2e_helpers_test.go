@@ -23,8 +23,10 @@ import (
 
 const (
 	// e2eTestTimeout bounds one whole browser test; at its end the browser
-	// process is killed, whatever state it is in.
-	e2eTestTimeout = 60 * time.Second
+	// process is killed, whatever state it is in. It is generous: the
+	// tests that review every page run axe-core twice a page, and on a
+	// small shared machine several browsers share two cores.
+	e2eTestTimeout = 120 * time.Second
 	// e2eStepTimeout bounds one step (a click and its page load, a wait for
 	// an element), so a missing element fails with a useful message while the
 	// browser can still report where it is.
@@ -87,7 +89,7 @@ type e2eBrowser struct {
 }
 
 // newTestBrowser starts a headless Chromium that may only reach loopback. The
-// whole browser lives under a 60 s deadline and is closed (and waited for)
+// whole browser lives under a 120 s deadline and is closed (and waited for)
 // when the test ends. Console errors and uncaught exceptions of the pages
 // fail the test: they mean broken JS or a CSP violation.
 func newTestBrowser(t *testing.T) *e2eBrowser {

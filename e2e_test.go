@@ -148,7 +148,7 @@ func TestE2EActAsEndUser(t *testing.T) {
 		t.Errorf("the request page shows the rating %q after rating good", got)
 	}
 
-	// The audit trail has the rating, as Bea, on #105, ok.
+	// The audit trail has the rating, as Bea, on #105, done.
 	b.mustNavigate(app.URL + "/audit")
 	b.mustWaitVisible(tid("audit-row"))
 	b.mustWaitVisible(tid("audit-csv"))
@@ -157,14 +157,14 @@ func TestE2EActAsEndUser(t *testing.T) {
 		tr => Array.from(tr.cells, td => td.innerText.trim()))`)
 	found := false
 	for _, r := range rows {
-		// Columns: when, admin, action, end user, ticket, outcome, details.
-		if len(r) >= 6 && r[2] == "rate" && r[4] == fmt.Sprintf("#%d", sandbox.TicketBeaSolved) {
+		// Columns: when, admin, action, end user, ticket, run, outcome, details.
+		if len(r) >= 7 && r[2] == "Rate a ticket" && r[4] == fmt.Sprintf("#%d", sandbox.TicketBeaSolved) {
 			found = true
 			if !strings.Contains(strings.ToLower(r[3]), "bea") {
 				t.Errorf("audit row %q: end user %q, want Bea", r, r[3])
 			}
-			if r[5] != "ok" {
-				t.Errorf("audit row %q: outcome %q, want ok", r, r[5])
+			if r[6] != "done" {
+				t.Errorf("audit row %q: outcome %q, want done", r, r[6])
 			}
 			if r[1] != "Ada Admin" {
 				t.Errorf("audit row %q: admin %q, want Ada Admin", r, r[1])

@@ -192,6 +192,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Ready:      db.Ready,
 		HTTPClient: zendeskHTTP,
 		Metrics:    m,
+		RateLimit:  cfg.ZendeskRateLimit,
 
 		MaxUploadBytes: int64(cfg.BulkMaxUploadMB) << 20,
 	})

@@ -28,7 +28,7 @@ func CheckEndUser(u zendesk.User) *Refusal {
 		return &Refusal{Code: CodeNotEndUser, Field: "user", Message: fmt.Sprintf(
 			"%s is %s in Zendesk; onbehalf acts only as end users.", who, role)}
 	case !u.Verified:
-		return &Refusal{Code: CodeUnverified, Field: "user", Message: msgUnverified}
+		return &Refusal{Code: CodeUnverified, Field: "user", Message: fmt.Sprintf(msgUnverified, who)}
 	case !u.Active:
 		return &Refusal{Code: CodeSuspended, Field: "user", Message: fmt.Sprintf(
 			"%s has been deleted in Zendesk, so nobody can act as them.", who)}

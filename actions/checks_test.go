@@ -31,7 +31,7 @@ func TestCheckEndUser(t *testing.T) {
 		{"admin", func(u *zendesk.User) { u.Role = zendesk.RoleAdmin }, actions.CodeNotEndUser, "is an admin"},
 		{"no role", func(u *zendesk.User) { u.Role = "" }, actions.CodeNotEndUser, "is not an end user"},
 		{"unverified", func(u *zendesk.User) { u.Verified = false },
-			actions.CodeUnverified, "This user has no verified email in Zendesk, so Zendesk won't let anyone act as them."},
+			actions.CodeUnverified, "Bea (bea@example.com) has no verified email in Zendesk, so Zendesk won't let anyone act as them."},
 		{"deleted", func(u *zendesk.User) { u.Active = false }, actions.CodeSuspended, "deleted"},
 		{"suspended", func(u *zendesk.User) { u.Suspended = true }, actions.CodeSuspended, "Bea (bea@example.com) is suspended"},
 		{"agent and unverified: role first", func(u *zendesk.User) { u.Role, u.Verified = zendesk.RoleAgent, false }, actions.CodeNotEndUser, "agent"},

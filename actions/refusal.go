@@ -104,7 +104,9 @@ const (
 
 // Messages that are the same wherever they come from.
 const (
-	msgUnverified   = "This user has no verified email in Zendesk, so Zendesk won't let anyone act as them. Ask them to verify their email address (or verify it in Zendesk) and try again."
+	// msgUnverified takes the person (describe) first, as every refusal
+	// about a user names them.
+	msgUnverified   = "%s has no verified email in Zendesk, so Zendesk won't let anyone act as them. Ask them to verify their email address (or verify it in Zendesk) and try again."
 	msgLoginExpired = "Your Zendesk sign-in has expired or was revoked. Log in again to continue."
 	msgLegacyCSAT   = "Zendesk refused the rating: legacy satisfaction ratings seem to be turned off for this account. " +
 		"The newer CSAT surveys can't be submitted through Zendesk's API, so nobody can rate on a customer's behalf " +

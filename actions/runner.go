@@ -52,6 +52,11 @@ type RunOptions struct {
 	RowID      int64  // the bulk row, 0 for the web
 	RequestID  string // the HTTP request id, for the audit row
 	RemoteAddr string // the admin's address, for the audit row
+	// KnownUser is the end user as the caller already knows them (the web
+	// forms act as the picked user, by id): an action refused before
+	// Zendesk is asked (an empty comment) still records their id and
+	// email. It is used only when it is the user the action names.
+	KnownUser KnownUser
 	// SkipPreflight says bulk already pre-flighted the row in batch: Run
 	// re-checks only from the Lookup (no extra calls with a prefetched
 	// Batch). For comments and solves it then judges the request from the
@@ -62,6 +67,20 @@ type RunOptions struct {
 	// looks for the request among the user's recent ones (§4.3: Zendesk has
 	// no idempotency key for requests).
 	Recheck bool
+}
+
+// KnownUser is an end user's Zendesk id and email as a caller knows them.
+type KnownUser struct {
+	ID    int64
+	Email string
+}
+
+// names reports whether ref (an id or an email) is this user.
+func (k KnownUser) names(ref string) bool {
+	if k.ID == 0 {
+		return false
+	}
+	return ref == strconv.FormatInt(k.ID, 10) || (k.Email != "" && strings.EqualFold(ref, k.Email))
 }
 
 // Outcome is what Run did, in a form pages, results CSVs and audit rows
@@ -245,6 +264,9 @@ func (r *Runner) Run(ctx context.Context, a Action, look Lookup, opt RunOptions)
 	ref := strings.TrimSpace(a.EndUser())
 	// Until the user is found, the audit row names them as given.
 	out := Outcome{Kind: a.Kind(), EndUser: ref, TicketID: a.TicketID()}
+	if opt.KnownUser.names(ref) {
+		out.EndUserID, out.EndUser = opt.KnownUser.ID, firstNonEmpty(opt.KnownUser.Email, ref)
+	}
 	var refusal *Refusal
 	if err := a.Validate(); err != nil {
 		refusal = invalidRefusal(err)
@@ -312,6 +334,10 @@ func (r *Runner) do(ctx context.Context, a Action, c checked, opt RunOptions, ou
 		}
 		out.Status, out.ZendeskID = successStatus(KindRate), sr.ID
 		out.Message = fmt.Sprintf("Rated ticket #%d %s as %s.", a.Ticket, a.Score, name)
+		if sr.Reason != "" && a.Score == zendesk.ScoreBad {
+			// The reason as Zendesk stored it (its text, §3.2), not our label.
+			out.Message = fmt.Sprintf("Rated ticket #%d bad as %s, reason: %s.", a.Ticket, name, strings.TrimSuffix(sr.Reason, "."))
+		}
 		out.Warning = c.warning
 	case CreateRequest:
 		if opt.Recheck {

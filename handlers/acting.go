@@ -24,6 +24,9 @@ const (
 	keyActingEmail = "acting_email"
 	keyScopes      = "scopes"
 	keyNotice      = "notice"
+	// keyWarning is a one-shot caution for the request page (amber, beside
+	// the green notice): what an action did besides what was asked.
+	keyWarning = "warning"
 )
 
 // maxSearchResults bounds the user list shown for one search.
@@ -307,6 +310,9 @@ func (a *app) loadRequestPage(c echo.Context, zc *zendesk.Client, id int64) (vie
 	if sr := ticket.SatisfactionRating; sr != nil {
 		p.Request.Rating = sr.Score
 		p.Request.RatingComment = sr.Comment
+		if sr.Score == "bad" {
+			p.Request.RatingReason = sr.Reason
+		}
 	}
 	names := map[int64]string{who.ID: who.Name}
 	for _, cm := range comments {
@@ -323,6 +329,9 @@ func (a *app) loadRequestPage(c echo.Context, zc *zendesk.Client, id int64) (vie
 		p.Rate.Allowed = true
 		if sr := ticket.SatisfactionRating; sr != nil && (sr.Score == "good" || sr.Score == "bad") {
 			p.Rate.Score, p.Rate.Comment = sr.Score, sr.Comment
+			if sr.Score == "bad" {
+				p.Rate.ReasonCode = views.ReasonCodeOf(sr.Reason)
+			}
 		}
 	}
 	warning, r := actions.CheckComment(req)
@@ -354,6 +363,14 @@ func (a *app) handleRequest() echo.HandlerFunc {
 		p, err := a.loadRequestPage(c, zc, id)
 		if err != nil {
 			return err
+		}
+		sess := sessionOf(c)
+		if w := stringValue(sess, keyWarning); w != "" {
+			p.Warning = w
+			delete(sess.Values, keyWarning)
+			if err := sess.Save(c.Request(), c.Response()); err != nil {
+				a.log.Warn("clear warning", "err", err)
+			}
 		}
 		return render(c, http.StatusOK, views.Request(p))
 	}
@@ -388,11 +405,10 @@ func (a *app) handleAct(kind actions.Kind) echo.HandlerFunc {
 		}
 		out, err := a.runnerFor(c, zc).Run(c.Request().Context(), act, actions.NewLookup(zc), a.runOptions(c))
 		if err == nil {
-			msg := out.Message
 			if out.Warning != "" {
-				msg += " " + out.Warning
+				sessionOf(c).Values[keyWarning] = out.Warning
 			}
-			if err := a.setNotice(c, msg); err != nil {
+			if err := a.setNotice(c, out.Message); err != nil {
 				return err
 			}
 			return c.Redirect(http.StatusSeeOther, fmt.Sprintf("/as/requests/%d", id))
@@ -460,8 +476,14 @@ func (a *app) handleCreateRequest() echo.HandlerFunc {
 	}
 }
 
+// runOptions are the options of an action from a form: the audit row
+// names the request, the admin's address and the picked end user.
 func (a *app) runOptions(c echo.Context) actions.RunOptions {
-	return actions.RunOptions{RequestID: requestIDOf(c), RemoteAddr: c.RealIP()}
+	opt := actions.RunOptions{RequestID: requestIDOf(c), RemoteAddr: c.RealIP()}
+	if who := actingOf(c); who != nil {
+		opt.KnownUser = actions.KnownUser{ID: who.ID, Email: who.Email}
+	}
+	return opt
 }
 
 // fieldErrors returns the per-field problems of a validation refusal.

@@ -126,7 +126,8 @@ func TestActionsSucceedAsTheEndUser(t *testing.T) {
 				t.Errorf("%d audit rows for %s, want exactly 1", n, tc.action)
 			}
 			page := s.follow(r)
-			notice := page.doc(t).Find(`[data-testid="notice"]`).Text()
+			// What was done is the notice; a side effect, the warning beside it.
+			notice := page.doc(t).Find(`[data-testid="notice"], [data-testid="action-warning"]`).Text()
 			if !strings.Contains(strings.ToLower(notice), tc.notice) {
 				t.Errorf("notice %q does not mention %q", notice, tc.notice)
 			}
@@ -424,14 +425,18 @@ func TestAuditPageFiltersAndExports(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	r := s.get("/audit?action=rate&outcome=ok")
+	r := s.get("/audit?action=rate&outcome=done")
 	rows := r.doc(t).Find(`[data-testid="audit-row"]`)
 	if rows.Length() != 1 || !strings.Contains(rows.Text(), sandbox.DemoBeaEmail) {
-		t.Errorf("filter rate+ok: %d rows: %q", rows.Length(), rows.Text())
+		t.Errorf("filter rate+done: %d rows: %q", rows.Length(), rows.Text())
 	}
-	r = s.get("/audit?action=rate&outcome=refused")
-	if n := r.doc(t).Find(`[data-testid="audit-row"]`).Length(); n != 1 {
-		t.Errorf("filter rate+refused: %d rows, want 1", n)
+	// The closed ticket's refusal and the broken event both failed.
+	r = s.get("/audit?action=rate&outcome=failed")
+	if n := r.doc(t).Find(`[data-testid="audit-row"]`).Length(); n != 2 {
+		t.Errorf("filter rate+failed: %d rows, want 2", n)
+	}
+	if r := s.get("/audit?outcome=ok"); r.Status != http.StatusBadRequest {
+		t.Errorf("an outcome outside the vocabulary: status %d, want 400", r.Status)
 	}
 	if r := s.get("/audit?from=yesterday"); r.Status != http.StatusBadRequest {
 		t.Errorf("bad date: status %d, want 400", r.Status)

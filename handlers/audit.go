@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -29,12 +30,16 @@ var auditActions = []string{
 	"bulk_confirm", "bulk_cancel", "bulk_retry", "bulk_mapping", "bulk_preflight",
 }
 
+// auditOutcomes are the outcome filter's choices: the words runs use too.
+var auditOutcomes = []string{store.ResultDone, store.ResultFailed, store.ResultRefused}
+
 // parseAuditFilter reads the filter form. Dates are whole days in UTC; "to"
 // includes its day.
 func parseAuditFilter(q url.Values) (views.AuditFilter, store.AuditFilter, error) {
 	vf := views.AuditFilter{
 		Admin: strings.TrimSpace(q.Get("admin")), EndUser: strings.TrimSpace(q.Get("end_user")),
 		Action: q.Get("action"), Outcome: q.Get("outcome"), From: q.Get("from"), To: q.Get("to"),
+		Run: strings.TrimPrefix(strings.TrimSpace(q.Get("run")), "#"),
 	}
 	var sf store.AuditFilter
 	if vf.Admin != "" {
@@ -44,7 +49,17 @@ func parseAuditFilter(q url.Values) (views.AuditFilter, store.AuditFilter, error
 		}
 		sf.AdminID = id
 	}
-	sf.EndUser, sf.Action, sf.Outcome = vf.EndUser, vf.Action, vf.Outcome
+	if vf.Run != "" {
+		id, err := strconv.ParseInt(vf.Run, 10, 64)
+		if err != nil || id <= 0 {
+			return vf, sf, fmt.Errorf("the run filter must be a run's number, as in 12")
+		}
+		sf.RunID = id
+	}
+	if vf.Outcome != "" && !slices.Contains(auditOutcomes, vf.Outcome) {
+		return vf, sf, fmt.Errorf("the outcome filter must be one of %s", strings.Join(auditOutcomes, ", "))
+	}
+	sf.EndUser, sf.Action, sf.Result = vf.EndUser, vf.Action, vf.Outcome
 	if vf.From != "" {
 		t, err := time.Parse(time.DateOnly, vf.From)
 		if err != nil {
@@ -67,7 +82,7 @@ func (a *app) handleAudit() echo.HandlerFunc {
 	return func(c echo.Context) error {
 		ctx := c.Request().Context()
 		q := c.Request().URL.Query()
-		p := views.AuditPage{Page: a.page(c, "Audit trail"), Actions: auditActions}
+		p := views.AuditPage{Page: a.page(c, "Audit trail"), Actions: auditActions, Outcomes: auditOutcomes}
 		p.Nav = "audit"
 		vf, sf, err := parseAuditFilter(q)
 		p.Filter = vf
@@ -92,8 +107,7 @@ func (a *app) handleAudit() echo.HandlerFunc {
 		p.Total, p.Page1 = total, page
 		p.Pages = max(1, (total+auditPageSize-1)/auditPageSize)
 		for _, e := range events {
-			p.Events = append(p.Events, views.AuditRow{Time: e.Time, Admin: e.AdminName, Action: e.Action, EndUser: e.EndUser,
-				TicketID: e.TicketID, Outcome: e.Outcome, Detail: e.Detail, ZendeskID: e.ZendeskID})
+			p.Events = append(p.Events, auditRow(e))
 		}
 		link := func(n int) string {
 			v := cloneValues(q)
@@ -127,7 +141,9 @@ func (a *app) handleAuditCSV() echo.HandlerFunc {
 		h.Set(echo.HeaderContentDisposition, fmt.Sprintf(`attachment; filename="onbehalf-audit-%s.csv"`, a.now().UTC().Format("20060102-150405")))
 		c.Response().WriteHeader(http.StatusOK)
 		w := csv.NewWriter(c.Response())
-		_ = w.Write([]string{"time", "admin_id", "admin", "action", "end_user_id", "end_user", "ticket_id", "outcome", "detail", "zendesk_id", "run_id", "request_id"})
+		// The page's columns with the page's words, then the ids a program
+		// joins on.
+		_ = w.Write(append(views.AuditColumns(), "Admin id", "End user id", "Zendesk id", "Request id"))
 		sf.Limit = store.MaxAuditLimit
 		for offset := 0; ; offset += sf.Limit {
 			sf.Offset = offset
@@ -140,8 +156,9 @@ func (a *app) handleAuditCSV() echo.HandlerFunc {
 				return nil
 			}
 			for _, e := range events {
-				rec := []string{e.Time.UTC().Format(time.RFC3339), id(e.AdminID), e.AdminName, e.Action, id(e.EndUserID), e.EndUser,
-					id(e.TicketID), e.Outcome, e.Detail, id(e.ZendeskID), id(e.RunID), e.RequestID}
+				r := auditRow(e)
+				rec := []string{e.Time.UTC().Format(time.RFC3339), r.Admin, r.Action, r.EndUser, r.Ticket(), r.Run(), r.Outcome, r.Detail,
+					id(e.AdminID), id(e.EndUserID), id(e.ZendeskID), e.RequestID}
 				for i := range rec {
 					rec[i] = bulk.SafeCell(rec[i])
 				}
@@ -156,6 +173,12 @@ func (a *app) handleAuditCSV() echo.HandlerFunc {
 		w.Flush()
 		return w.Error()
 	}
+}
+
+// auditRow is an event as the page and the CSV show it.
+func auditRow(e store.AuditEvent) views.AuditRow {
+	return views.AuditRow{Time: e.Time, Admin: e.AdminName, Action: views.ActionName(e.Action), EndUser: e.EndUser,
+		EndUserID: e.EndUserID, TicketID: e.TicketID, RunID: e.RunID, Outcome: e.Result(), Detail: e.Detail, ZendeskID: e.ZendeskID}
 }
 
 func id(n int64) string {

@@ -37,7 +37,11 @@ func (a *app) handleHome() echo.HandlerFunc {
 				ZendeskURL: a.zendeskURL,
 			}))
 		}
-		return render(c, http.StatusOK, views.Home(views.HomePage{Page: page, ZendeskURL: a.zendeskURL}))
+		p, err := a.homePage(c, page)
+		if err != nil {
+			return err
+		}
+		return render(c, http.StatusOK, views.Home(p))
 	}
 }
 

@@ -71,6 +71,9 @@ func (a *app) bulkPage(c echo.Context) (views.BulkPage, error) {
 	p := views.BulkPage{Page: a.page(c, "Bulk runs"), Kinds: kinds, Columns: cols,
 		MaxMB: int(a.maxUpload >> 20), MaxRows: bulk.DefaultMaxRows}
 	p.Nav = "bulk"
+	if a.sandbox != nil {
+		p.SampleURL = sampleCSVPath
+	}
 	runs, _, err := a.db.ListRuns(c.Request().Context(), store.RunFilter{Limit: 50})
 	if err != nil {
 		return p, err
@@ -188,6 +191,7 @@ func (a *app) handleRun() echo.HandlerFunc {
 		p.Queuing = queuingNote(run)
 		p.Active = p.Cancellable || p.Cancelling != ""
 		p.Finished = (run.State == store.RunDone || run.State == store.RunCancelled) && p.Cancelling == ""
+		p.Chart = a.runChart(c.Request().Context(), &run, p.Finished)
 		p.Preflighted = run.Preflighted
 		p.Writes = counts.Pending
 		p.ConfirmedBy, p.ConfirmedAt = run.ConfirmedBy.Name, run.StartedAt

@@ -48,6 +48,9 @@ type Config struct {
 	ProgressEvery time.Duration
 	// Metrics counts requests by route and status; nil records nothing.
 	Metrics *metrics.Metrics
+	// RateLimit is ZENDESK_RATE_LIMIT (calls a minute), drawn on a run's
+	// chart; 0 draws no limit.
+	RateLimit int
 }
 
 // app carries the dependencies the handler makers draw from.
@@ -69,6 +72,9 @@ type app struct {
 	// progress fans each run's live progress out to its viewers.
 	progress *progressHub
 	metrics  *metrics.Metrics
+	// charts keeps finished runs' charts; rateLimit is drawn on them.
+	charts    *chartCache
+	rateLimit int
 }
 
 // Server is onbehalf's HTTP surface, built by New.
@@ -111,6 +117,8 @@ func New(cfg Config) (*Server, error) {
 		maxUpload:     cfg.MaxUploadBytes,
 		progressEvery: cfg.ProgressEvery,
 		metrics:       cfg.Metrics,
+		charts:        newChartCache(),
+		rateLimit:     cfg.RateLimit,
 	}
 	if a.maxUpload <= 0 {
 		a.maxUpload = bulk.DefaultMaxBytes

@@ -20,6 +20,7 @@ import (
 	"github.com/onbehalf/onbehalf/bulk"
 	"github.com/onbehalf/onbehalf/oauthflow"
 	"github.com/onbehalf/onbehalf/store"
+	"github.com/onbehalf/onbehalf/views"
 	"github.com/onbehalf/onbehalf/zendesk/sandbox"
 )
 
@@ -49,6 +50,9 @@ type testAppOptions struct {
 	DSN string
 	// ProgressEvery is how often run progress is pushed (default 50 ms).
 	ProgressEvery time.Duration
+	// Sandbox says the app runs in demo mode, as `go run .` without a
+	// Zendesk does (the login page's hint, the sample CSV).
+	Sandbox bool
 }
 
 // syncBuffer is a goroutine-safe log sink.
@@ -154,7 +158,13 @@ func newTestApp(t testing.TB, opts testAppOptions) *testApp {
 	if every == 0 {
 		every = 50 * time.Millisecond
 	}
+	var hint *views.SandboxHint
+	if opts.Sandbox {
+		hint = &views.SandboxHint{ZendeskURL: sb.URL, AdminName: "Ada Admin", AdminEmail: sandbox.DemoAdminEmail,
+			AgentEmail: sandbox.DemoAgentEmail, EndUser: "Bea Lindqvist"}
+	}
 	server, err := New(Config{
+		Sandbox:       hint,
 		Logger:        logger,
 		DB:            db,
 		Sessions:      db.SessionStore(store.SessionOptions{Secure: pub.Scheme == "https"}),
@@ -164,6 +174,7 @@ func newTestApp(t testing.TB, opts testAppOptions) *testApp {
 		Now:           clock.Now,
 		Bulk:          engine,
 		ProgressEvery: every,
+		RateLimit:     6000,
 	})
 	if err != nil {
 		t.Fatalf("handlers.New: %v", err)

@@ -40,6 +40,7 @@ func (a *app) routes(e *echo.Echo) {
 
 	e.GET("/bulk", a.handleBulk(), signedIn)
 	e.POST("/bulk", a.handleUpload(), signedIn)
+	e.GET(sampleCSVPath, a.handleSampleCSV(), signedIn) // sandbox only (sample.go)
 	// loadRun signs in, loads the run and applies runOp (runaccess.go), the
 	// one statement of who may do what to a run (security promise 11):
 	// anyone signed in looks, and may cancel a run once it is confirmed;

@@ -105,7 +105,7 @@ func TestBulkOnlyTheOwnerChangesARun(t *testing.T) {
 	if note := doc.Find(`[data-testid="not-owner"]`).Text(); !strings.Contains(note, "belongs to Ada Admin") || !strings.Contains(note, "confirm it") {
 		t.Errorf("the page does not tell Ola whose run it is and why she cannot confirm it: %q", note)
 	}
-	if by := doc.Find(`[data-testid="uploaded-by"]`).Text(); !strings.Contains(by, "uploaded by Ada Admin") {
+	if by := doc.Find(`[data-testid="uploaded-by"]`).Text(); !strings.Contains(by, "prepared by Ada Admin") {
 		t.Errorf("the page names the uploader as %q", by)
 	}
 	if r := ola.get(runURL + "/results.csv"); r.Status != http.StatusOK || !strings.Contains(r.Body, "email,ticket_id") {

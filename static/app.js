@@ -93,3 +93,39 @@ document.addEventListener("submit", (event) => {
     if (source.readyState === EventSource.CLOSED) source.close();
   });
 })();
+
+// The CSV drop zone on the bulk upload form. Without JavaScript the file
+// input inside it is the whole control; with it, a file dragged onto the
+// zone becomes the input's file, and the chosen file's name is shown.
+(() => {
+  const zone = document.querySelector("[data-dropzone]");
+  if (!zone) return;
+  const input = zone.querySelector("input[type=file]");
+  const chosen = zone.querySelector("[data-chosen]");
+  const hint = zone.querySelector("[data-dropzone-hint]");
+  if (!input || !chosen) return;
+  if (hint) hint.textContent = "Drag the CSV file here, or choose it:";
+  const show = () => {
+    chosen.textContent = input.files && input.files.length > 0 ? "Chosen: " + input.files[0].name : "";
+  };
+  input.addEventListener("change", show);
+  const over = (event) => {
+    event.preventDefault();
+    zone.classList.add("over");
+  };
+  zone.addEventListener("dragenter", over);
+  zone.addEventListener("dragover", over);
+  zone.addEventListener("dragleave", (event) => {
+    if (!zone.contains(event.relatedTarget)) zone.classList.remove("over");
+  });
+  zone.addEventListener("drop", (event) => {
+    event.preventDefault();
+    zone.classList.remove("over");
+    const files = event.dataTransfer ? event.dataTransfer.files : null;
+    if (!files || files.length === 0) return;
+    const one = new DataTransfer();
+    one.items.add(files[0]);
+    input.files = one.files;
+    show();
+  });
+})();

@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -17,6 +19,45 @@ const (
 	// OutcomeFailed means it broke (network, 5xx, internal error).
 	OutcomeFailed = "failed"
 )
+
+// Results are the audit trail's outcome words, the vocabulary the audit
+// page, its CSV and the bulk run pages share: a bulk row that failed is
+// "failed" on its run and in the audit trail. They are read from the stored
+// outcome (which keeps the finer refused/failed split) by AuditEvent.Result.
+const (
+	// ResultDone: it was done (stored outcome ok).
+	ResultDone = "done"
+	// ResultFailed: an action as an end user was tried and did not happen,
+	// whether we or Zendesk refused it or it broke, as a bulk row's
+	// "failed"; or anything else broke (stored outcome failed).
+	ResultFailed = "failed"
+	// ResultRefused: onbehalf did not let an admin do something (a login
+	// refused, a login state that did not match, another admin's bulk run).
+	ResultRefused = "refused"
+)
+
+// endUserActions are the actions done as an end user (actions.Kind's
+// values). Their refusals are failures in the shared vocabulary.
+var endUserActions = []string{"rate", "create_request", "comment", "solve"}
+
+// Result is the event's outcome in the shared vocabulary (ResultDone,
+// ResultFailed or ResultRefused).
+func (e AuditEvent) Result() string {
+	return resultOf(e.Action, e.Outcome)
+}
+
+func resultOf(action, outcome string) string {
+	switch outcome {
+	case OutcomeOK:
+		return ResultDone
+	case OutcomeRefused:
+		if slices.Contains(endUserActions, action) {
+			return ResultFailed
+		}
+		return ResultRefused
+	}
+	return ResultFailed
+}
 
 // Audit paging limits for FindAuditEvents.
 const (
@@ -83,10 +124,16 @@ func (db *DB) CreateAuditEvent(ctx context.Context, e *AuditEvent) error {
 // AuditFilter selects audit events. Zero fields match everything.
 type AuditFilter struct {
 	AdminID int64
-	// EndUser matches the event's end user exactly, ignoring case.
+	// EndUser matches the event's end user exactly, ignoring case; a
+	// number also matches the end user's Zendesk id.
 	EndUser string
 	Action  string
+	// Outcome matches the stored outcome (OutcomeOK, …).
 	Outcome string
+	// Result matches the outcome in the shared vocabulary (ResultDone, …).
+	Result string
+	// RunID matches the events of one bulk run.
+	RunID int64
 	// From is inclusive, To exclusive.
 	From, To time.Time
 	// Limit defaults to DefaultAuditLimit and is capped at MaxAuditLimit.
@@ -104,8 +151,34 @@ func (db *DB) FindAuditEvents(ctx context.Context, f AuditFilter) ([]AuditEvent,
 	}
 	if f.EndUser != "" {
 		// lower() on both sides matches the expression index.
-		where = append(where, "lower(end_user) = lower(?)")
-		args = append(args, f.EndUser)
+		if id, err := strconv.ParseInt(f.EndUser, 10, 64); err == nil && id > 0 {
+			where = append(where, "(lower(end_user) = lower(?) OR end_user_id = ?)")
+			args = append(args, f.EndUser, id)
+		} else {
+			where = append(where, "lower(end_user) = lower(?)")
+			args = append(args, f.EndUser)
+		}
+	}
+	if f.RunID != 0 {
+		where = append(where, "run_id = ?")
+		args = append(args, f.RunID)
+	}
+	if f.Result != "" {
+		// The inverse of resultOf; the action names are constants, not input.
+		in := "('" + strings.Join(endUserActions, "', '") + "')"
+		switch f.Result {
+		case ResultDone:
+			where = append(where, "outcome = ?")
+			args = append(args, OutcomeOK)
+		case ResultFailed:
+			where = append(where, "(outcome = ? OR (outcome = ? AND action IN "+in+"))")
+			args = append(args, OutcomeFailed, OutcomeRefused)
+		case ResultRefused:
+			where = append(where, "(outcome = ? AND action NOT IN "+in+")")
+			args = append(args, OutcomeRefused)
+		default:
+			return nil, 0, fmt.Errorf("store: find audit events: result %q: %w", f.Result, ErrInvalid)
+		}
 	}
 	if f.Action != "" {
 		where = append(where, "action = ?")

@@ -1,6 +1,9 @@
 package views
 
-import "time"
+import (
+	"strings"
+	"time"
+)
 
 // UsersPage is the end-user search page.
 type UsersPage struct {
@@ -62,13 +65,16 @@ type RequestPage struct {
 
 // RequestDetail is what the page shows of the request.
 type RequestDetail struct {
-	ID              int64
-	Subject         string
-	Description     string
-	Status          string
-	Type            string
-	Rating          string
-	RatingComment   string
+	ID            int64
+	Subject       string
+	Description   string
+	Status        string
+	Type          string
+	Rating        string
+	RatingComment string
+	// RatingReason is the reason Zendesk stored with a bad rating, in its
+	// own words.
+	RatingReason    string
 	CanBeSolvedByMe bool
 	CreatedAt       time.Time
 	UpdatedAt       time.Time
@@ -138,6 +144,19 @@ func BadRatingReasons() []Reason {
 	}
 }
 
+// ReasonCodeOf is the code of the reason whose label is text (Zendesk
+// returns a rating's reason as text, never its code: zendesk-api.md §3.2),
+// or 0 when none matches.
+func ReasonCodeOf(text string) int {
+	text = strings.TrimSuffix(strings.TrimSpace(text), ".")
+	for _, r := range BadRatingReasons() {
+		if r.Code != 0 && strings.EqualFold(r.Label, text) {
+			return r.Code
+		}
+	}
+	return 0
+}
+
 // AuditPage is the audit trail with its filters.
 type AuditPage struct {
 	Page
@@ -149,9 +168,12 @@ type AuditPage struct {
 	PrevURL string
 	NextURL string
 	CSVURL  string
+	// Actions are the action codes the filter offers (shown by ActionName).
 	Actions []string
-	Admins  []AuditAdmin
-	Error   string
+	// Outcomes are the outcome words the filter offers.
+	Outcomes []string
+	Admins   []AuditAdmin
+	Error    string
 }
 
 // AuditAdmin is an admin the filter can select.
@@ -168,16 +190,32 @@ type AuditFilter struct {
 	Outcome string
 	From    string
 	To      string
+	Run     string
 }
 
-// AuditRow is one audit event as shown.
+// AuditRow is one audit event as the page and its CSV show it.
 type AuditRow struct {
-	Time      time.Time
-	Admin     string
+	Time  time.Time
+	Admin string
+	// Action is the action's plain name (ActionName).
 	Action    string
-	EndUser   string
+	EndUser   string // email, or the reference as given
+	EndUserID int64
 	TicketID  int64
+	RunID     int64
+	// Outcome is "done", "failed" or "refused", the words runs use too.
 	Outcome   string
 	Detail    string
 	ZendeskID int64
+}
+
+// Ticket is the ticket cell: "#105", or "" for none.
+func (r AuditRow) Ticket() string { return hashID(r.TicketID) }
+
+// Run is the run cell: "#12", or "" for none.
+func (r AuditRow) Run() string { return hashID(r.RunID) }
+
+// AuditColumns are the audit table's headings, which its CSV repeats.
+func AuditColumns() []string {
+	return []string{"When", "Admin", "Action", "End user", "Ticket", "Run", "Outcome", "Details"}
 }

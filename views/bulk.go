@@ -13,6 +13,9 @@ type BulkPage struct {
 	MaxMB   int
 	MaxRows int
 	Columns map[string]string // kind -> the columns it needs, for the help text
+	// SampleURL offers a ready-to-run rating file for the sandbox Zendesk;
+	// "" against a real one.
+	SampleURL string
 }
 
 // KindOption is one action a bulk run can take.
@@ -84,6 +87,8 @@ type RunPage struct {
 	// FirstRefusals are valid rows the pre-flight expects Zendesk to refuse.
 	FirstRefusals []RowView
 	Error         string
+	// Chart is a finished run's pace and outcomes; nil for none.
+	Chart *Chart
 }
 
 // RunCounts are the live counts of a run.

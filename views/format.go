@@ -1,8 +1,10 @@
 package views
 
 import (
+	"slices"
 	"sort"
 	"strconv"
+	"strings"
 )
 
 func roleLabel(role string) string {
@@ -15,9 +17,9 @@ func roleLabel(role string) string {
 func statusClass(status string) string {
 	switch status {
 	case "solved":
-		return "ok"
+		return "badge-ok"
 	case "new", "open":
-		return "warn"
+		return "badge-info"
 	}
 	return ""
 }
@@ -36,13 +38,23 @@ func plural(n int, one, many string) string {
 	return strconv.Itoa(n) + " " + many
 }
 
-func sortedKeys(m map[string]string) []string {
+// inOrder is m's keys: those in order first, in that order, then the rest
+// sorted.
+func inOrder(m map[string]string, order []string) []string {
 	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
+	for _, k := range order {
+		if _, ok := m[k]; ok {
+			keys = append(keys, k)
+		}
 	}
-	sort.Strings(keys)
-	return keys
+	var rest []string
+	for k := range m {
+		if !slices.Contains(order, k) {
+			rest = append(rest, k)
+		}
+	}
+	sort.Strings(rest)
+	return append(keys, rest...)
 }
 
 // Thousands writes n with commas between groups of three digits: 100,000.
@@ -52,4 +64,43 @@ func Thousands(n int) string {
 		s = s[:i] + "," + s[i:]
 	}
 	return s
+}
+
+func hashID(n int64) string {
+	if n == 0 {
+		return ""
+	}
+	return "#" + strconv.FormatInt(n, 10)
+}
+
+// actionNames are the audit trail's action codes in plain words.
+var actionNames = map[string]string{
+	"rate":           "Rate a ticket",
+	"create_request": "Open a request",
+	"comment":        "Comment",
+	"solve":          "Mark solved",
+	"login":          "Log in",
+	"login_refused":  "Login refused",
+	"login_expired":  "Sign-in expired",
+	"logout":         "Log out",
+	"state_mismatch": "Login check failed",
+	"bulk_confirm":   "Confirm a bulk run",
+	"bulk_cancel":    "Cancel a bulk run",
+	"bulk_retry":     "Retry failed rows",
+	"bulk_mapping":   "Change a run's columns",
+	"bulk_preflight": "Check a run with Zendesk",
+}
+
+// ActionName is an audit action in plain words ("create_request" is "Open
+// a request"); a code it does not know is shown with spaces for its
+// underscores, never raw.
+func ActionName(code string) string {
+	if n, ok := actionNames[code]; ok {
+		return n
+	}
+	s := strings.ReplaceAll(code, "_", " ")
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
 }

@@ -60,6 +60,10 @@ type LoginPage struct {
 type HomePage struct {
 	Page
 	ZendeskURL string
+	// Runs are the latest bulk runs, newest first.
+	Runs []RunSummary
+	// Activity is the admin's own latest audit events, newest first.
+	Activity []AuditRow
 }
 
 // ErrorPage explains what went wrong and what to do next.
