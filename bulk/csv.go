@@ -283,6 +283,7 @@ func Read(r io.Reader, k actions.Kind, opt Options, emit func(batch []Row) error
 // buildRow checks one record's shape and encoding, then parses it.
 func buildRow(k actions.Kind, m Mapping, header []string, rec record) Row {
 	row := Row{Number: rec.number, Cells: storableCells(rec.cells)}
+	row.Errors = limitCells(m, header, row.Cells)
 	switch {
 	case rec.parseErr != nil:
 		row.Errors = append(row.Errors, quoteProblem(rec.parseErr, header, len(rec.cells)))
