@@ -80,3 +80,17 @@ func limitCells(m Mapping, header []string, cells []string) []string {
 	}
 	return errs
 }
+
+// maxBatchBytes ends a batch of rows early when its cells add up to this
+// much, so a file of long rows is held a megabyte at a time, not a
+// thousand long rows at a time.
+const maxBatchBytes = 1 << 20
+
+// rowBytes is the size of a row's cells.
+func rowBytes(r Row) int {
+	n := 0
+	for _, c := range r.Cells {
+		n += len(c)
+	}
+	return n
+}

@@ -69,23 +69,29 @@ func TestSessionCookieAttributes(t *testing.T) {
 		name       string
 		publicURL  string
 		wantSecure bool
+		wantName   string
 	}{
-		{"http", "", false},
-		{"https public URL", "https://onbehalf.example.com", true},
+		{"http", "", false, sessionName},
+		// Browsers take a __Host- cookie only with Secure and Path=/.
+		{"https public URL", "https://onbehalf.example.com", true, "__Host-" + sessionName},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			app := newTestApp(t, testAppOptions{PublicURL: tc.publicURL})
 			b := app.newBrowser()
-			r := b.get("/login")
+			req, _ := http.NewRequest(http.MethodGet, app.URL+"/login", nil)
+			if tc.publicURL != "" {
+				req.Host = "onbehalf.example.com"
+			}
+			r := b.do(req)
 			var c *http.Cookie
 			for _, sc := range (&http.Response{Header: r.Header}).Cookies() {
-				if sc.Name == sessionName {
+				if sc.Name == tc.wantName {
 					c = sc
 				}
 			}
 			if c == nil {
-				t.Fatalf("no %s cookie set by /login; headers %v", sessionName, r.Header)
+				t.Fatalf("no %s cookie set by /login; headers %v", tc.wantName, r.Header)
 			}
 			if !c.HttpOnly || c.SameSite != http.SameSiteLaxMode || c.Path != "/" || c.Secure != tc.wantSecure {
 				t.Errorf("cookie HttpOnly=%v SameSite=%v Path=%q Secure=%v; want HttpOnly, Lax, /, Secure=%v",

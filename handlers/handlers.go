@@ -141,6 +141,7 @@ func New(cfg Config) (*Server, error) {
 		a.accessLog(),
 		middleware.Recover(),
 		securityHeaders(a.publicURL.Scheme == "https"),
+		a.checkHost(),
 		a.withSession(),
 		a.checkCSRF(),
 	)

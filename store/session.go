@@ -30,6 +30,8 @@ const SessionAdminKey = "admin_id"
 const (
 	// DefaultSessionCookieName is the cookie name when none is configured.
 	DefaultSessionCookieName = "onbehalf"
+	// SecureCookiePrefix starts the default cookie name on https.
+	SecureCookiePrefix = "__Host-"
 	// DefaultSessionIdleTimeout ends sessions unused for this long.
 	DefaultSessionIdleTimeout = 2 * time.Hour
 	// DefaultSessionAbsoluteTimeout ends sessions this long after login.
@@ -47,7 +49,10 @@ const sessionIDLen = 32
 // SessionOptions configures a SessionStore.
 type SessionOptions struct {
 	// CookieName is used when Get or New is called with an empty name;
-	// default "onbehalf".
+	// default "onbehalf", or "__Host-onbehalf" when Secure: browsers then
+	// accept the cookie only if it is Secure, for Path=/ and set by this
+	// exact host, so neither a sibling subdomain nor a plain-http page can
+	// plant or overwrite it.
 	CookieName string
 	// Secure sets the cookie's Secure attribute (whenever PUBLIC_URL is https).
 	Secure bool
@@ -157,6 +162,9 @@ var _ sessions.Store = (*SessionStore)(nil)
 func (db *DB) SessionStore(opts SessionOptions) *SessionStore {
 	if opts.CookieName == "" {
 		opts.CookieName = DefaultSessionCookieName
+		if opts.Secure {
+			opts.CookieName = SecureCookiePrefix + DefaultSessionCookieName
+		}
 	}
 	if opts.IdleTimeout <= 0 {
 		opts.IdleTimeout = DefaultSessionIdleTimeout
