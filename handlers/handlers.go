@@ -48,6 +48,9 @@ type Config struct {
 	ProgressEvery time.Duration
 	// Metrics counts requests by route and status; nil records nothing.
 	Metrics *metrics.Metrics
+	// LoginRatePerMinute is how many /login and /oauth/callback requests
+	// one client address may make in a burst and per minute; 0 means 20.
+	LoginRatePerMinute int
 }
 
 // app carries the dependencies the handler makers draw from.
@@ -69,6 +72,8 @@ type app struct {
 	// progress fans each run's live progress out to its viewers.
 	progress *progressHub
 	metrics  *metrics.Metrics
+	// loginLimit rate-limits sign-ins per client address.
+	loginLimit *addrLimiter
 }
 
 // Server is onbehalf's HTTP surface, built by New.
@@ -127,6 +132,11 @@ func New(cfg Config) (*Server, error) {
 	if a.now == nil {
 		a.now = time.Now
 	}
+	rate := cfg.LoginRatePerMinute
+	if rate <= 0 {
+		rate = defaultLoginRatePerMinute
+	}
+	a.loginLimit = newAddrLimiter(rate, a.now)
 	a.progress = newProgressHub(a.readProgress, a.progressEvery, a.log)
 
 	e := echo.New()

@@ -18,6 +18,7 @@ import (
 	"github.com/PuerkitoBio/goquery"
 
 	"github.com/onbehalf/onbehalf/bulk"
+	"github.com/onbehalf/onbehalf/metrics"
 	"github.com/onbehalf/onbehalf/oauthflow"
 	"github.com/onbehalf/onbehalf/store"
 	"github.com/onbehalf/onbehalf/zendesk/sandbox"
@@ -34,6 +35,7 @@ type testApp struct {
 	Server  *Server
 	Flow    *oauthflow.Flow
 	Logs    *syncBuffer
+	Metrics *metrics.Metrics
 	clock   *testClock
 }
 
@@ -154,7 +156,9 @@ func newTestApp(t testing.TB, opts testAppOptions) *testApp {
 	if every == 0 {
 		every = 50 * time.Millisecond
 	}
+	m := metrics.New()
 	server, err := New(Config{
+		Metrics:       m,
 		Logger:        logger,
 		DB:            db,
 		Sessions:      db.SessionStore(store.SessionOptions{Secure: pub.Scheme == "https"}),
@@ -172,7 +176,7 @@ func newTestApp(t testing.TB, opts testAppOptions) *testApp {
 	// Cleanups run last first: the progress streams end before the engine,
 	// the server and the store close.
 	t.Cleanup(server.Close)
-	return &testApp{t: t, URL: srv.URL, Sandbox: sb, DB: db, DBPath: dbPath, Server: server, Flow: flow, Logs: logs, clock: clock}
+	return &testApp{t: t, URL: srv.URL, Sandbox: sb, DB: db, DBPath: dbPath, Server: server, Flow: flow, Logs: logs, Metrics: m, clock: clock}
 }
 
 // browser is a cookie-keeping HTTP client that does not follow redirects, so
@@ -343,4 +347,19 @@ func auditEventsOf(t *testing.T, db *store.DB, action string) []store.AuditEvent
 		t.Fatalf("find audit events: %v", err)
 	}
 	return events
+}
+
+// metric returns the value of one series from the app's metrics, as the
+// exposition format prints it (e.g. `onbehalf_oauth_stray_callbacks_total`
+// or `onbehalf_grants_swept_total{outcome="revoked"}`), or "" if absent.
+func (a *testApp) metric(series string) string {
+	a.t.Helper()
+	rec := httptest.NewRecorder()
+	a.Metrics.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	for line := range strings.SplitSeq(rec.Body.String(), "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			return v
+		}
+	}
+	return ""
 }

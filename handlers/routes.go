@@ -17,8 +17,10 @@ import (
 // Every state change is a POST (security promise 5).
 func (a *app) routes(e *echo.Echo) {
 	e.GET("/", a.handleHome())
-	e.GET("/login", a.handleLogin())
-	e.GET("/oauth/callback", a.handleCallback())
+	// Signing in is rate-limited per client address (promise 12).
+	e.GET("/login", a.handleLogin(), a.limitLogins)
+	e.POST("/login", a.handleReauth(), a.requireAdmin, a.limitLogins)
+	e.GET("/oauth/callback", a.handleCallback(), a.limitLogins)
 	e.POST("/logout", a.handleLogout(), a.requireAdmin)
 
 	// Middleware is attached per route, not with Group(""): an Echo group

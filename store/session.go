@@ -257,6 +257,9 @@ func (s *SessionStore) New(r *http.Request, name string) (*sessions.Session, err
 
 // Save writes the session and sets its cookie.
 //
+// A new session lives until the absolute timeout, or sess.Options.MaxAge
+// seconds when that is shorter (login attempts ask for a short life).
+//
 // With Options.MaxAge < 0 it deletes the record and sends an expiring cookie
 // instead. Otherwise a session without an ID gets a fresh random one and a
 // new record; a session with an ID must still have its record — a session
@@ -284,7 +287,13 @@ func (s *SessionStore) Save(r *http.Request, w http.ResponseWriter, sess *sessio
 	if sess.ID == "" {
 		raw = make([]byte, sessionIDLen)
 		rand.Read(raw) // never fails; panics if the OS RNG is broken
-		expires := now + s.opts.AbsoluteTimeout.Microseconds()
+		lifetime := s.opts.AbsoluteTimeout
+		if sess.Options != nil && sess.Options.MaxAge > 0 {
+			// A shorter life asked for a new session (the pre-login one)
+			// is kept; a longer one is not granted.
+			lifetime = min(lifetime, time.Duration(sess.Options.MaxAge)*time.Second)
+		}
+		expires := now + lifetime.Microseconds()
 		idle := min(now+s.opts.IdleTimeout.Microseconds(), expires)
 		if _, err := s.db.exec(ctx, `INSERT INTO sessions
 			(id_hash, admin_id, data, created_at, last_seen, idle_expires_at, expires_at)
