@@ -36,6 +36,7 @@ type testApp struct {
 	Flow    *oauthflow.Flow
 	Logs    *syncBuffer
 	Metrics *metrics.Metrics
+	Engine  *bulk.Engine
 	clock   *testClock
 }
 
@@ -51,6 +52,9 @@ type testAppOptions struct {
 	DSN string
 	// ProgressEvery is how often run progress is pushed (default 50 ms).
 	ProgressEvery time.Duration
+	// SweepEvery is how often the grant sweep runs (default: the
+	// engine's, 10 minutes, which is once at start in a test).
+	SweepEvery time.Duration
 }
 
 // syncBuffer is a goroutine-safe log sink.
@@ -139,8 +143,10 @@ func newTestApp(t testing.TB, opts testAppOptions) *testApp {
 	if rescue == 0 {
 		rescue = 5 * time.Second
 	}
+	m := metrics.New()
 	engine, err := bulk.NewEngine(context.Background(), bulk.Config{DB: db, Logger: logger, ZendeskURL: sb.URL,
-		Refresh: RefreshFunc(flow), RateLimit: 6000, Now: clock.Now, RescueStuckJobsAfter: rescue})
+		Refresh: RefreshFunc(flow), RateLimit: 6000, Now: clock.Now, RescueStuckJobsAfter: rescue,
+		GrantSweep: bulk.GrantSweep{Revoke: flow.Revoke, Every: opts.SweepEvery, Swept: m.GrantSwept}})
 	if err != nil {
 		t.Fatalf("bulk engine: %v", err)
 	}
@@ -156,7 +162,6 @@ func newTestApp(t testing.TB, opts testAppOptions) *testApp {
 	if every == 0 {
 		every = 50 * time.Millisecond
 	}
-	m := metrics.New()
 	server, err := New(Config{
 		Metrics:       m,
 		Logger:        logger,
@@ -176,7 +181,7 @@ func newTestApp(t testing.TB, opts testAppOptions) *testApp {
 	// Cleanups run last first: the progress streams end before the engine,
 	// the server and the store close.
 	t.Cleanup(server.Close)
-	return &testApp{t: t, URL: srv.URL, Sandbox: sb, DB: db, DBPath: dbPath, Server: server, Flow: flow, Logs: logs, Metrics: m, clock: clock}
+	return &testApp{t: t, URL: srv.URL, Sandbox: sb, DB: db, DBPath: dbPath, Server: server, Flow: flow, Logs: logs, Metrics: m, Engine: engine, clock: clock}
 }
 
 // browser is a cookie-keeping HTTP client that does not follow redirects, so

@@ -29,13 +29,14 @@ const (
 	ctxSession   = "session"
 )
 
-// Session value keys. The admin id key is the store's, so the session table
-// can index sessions by admin (to end them all on invalid_grant).
+// Session value keys. The admin and grant id keys are the store's, so the
+// session table can index sessions by admin (to end them all on
+// invalid_grant) and by grant (for the grant sweep).
 const (
 	keyAdminID      = store.SessionAdminKey
 	keyAdminName    = "admin_name"
 	keyAdminEmail   = "admin_email"
-	keyGrantID      = "grant_id"
+	keyGrantID      = store.SessionGrantKey
 	keyCSRF         = "csrf"
 	keyOAuthState   = "oauth_state"
 	keyOAuthVerify  = "oauth_verifier"

@@ -23,7 +23,7 @@ func newSecurity() *security {
 		}, []string{"route"}),
 		grantsSwept: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "grants_swept_total",
-			Help: "Zendesk sign-ins no session or unfinished bulk run used, deleted by the sweep, by whether Zendesk confirmed the revocation (revoked, revoke_failed).",
+			Help: "Zendesk sign-ins no session or unfinished bulk run used, by what the sweep did: revoked (and deleted), dead (Zendesk no longer honoured it; deleted) or failed (kept for the next sweep).",
 		}, []string{"outcome"}),
 	}
 }
@@ -50,15 +50,11 @@ func (m *Metrics) RateLimited(route string) {
 	m.security.rateLimited.WithLabelValues(route).Inc()
 }
 
-// GrantSwept counts a grant the sweep deleted; revoked reports whether
-// Zendesk confirmed its revocation.
-func (m *Metrics) GrantSwept(revoked bool) {
+// GrantSwept counts an unused grant the sweep handled, by outcome:
+// "revoked", "dead" or "failed" (bulk.GrantSweep.Swept).
+func (m *Metrics) GrantSwept(outcome string) {
 	if m == nil {
 		return
-	}
-	outcome := "revoked"
-	if !revoked {
-		outcome = "revoke_failed"
 	}
 	m.security.grantsSwept.WithLabelValues(outcome).Inc()
 }

@@ -26,6 +26,11 @@ import (
 // DeleteSessionsByAdmin can end every session of one admin.
 const SessionAdminKey = "admin_id"
 
+// SessionGrantKey is the session value holding the id of the grant the
+// session uses (an int64). Save mirrors it into the record's grant_id
+// column, so the grant sweep can tell which grants no live session uses.
+const SessionGrantKey = "grant_id"
+
 // Session defaults; see SessionOptions.
 const (
 	// DefaultSessionCookieName is the cookie name when none is configured.
@@ -281,6 +286,10 @@ func (s *SessionStore) Save(r *http.Request, w http.ResponseWriter, sess *sessio
 	if err != nil {
 		return fmt.Errorf("store: save session: %w", err)
 	}
+	grantID, err := mirroredID(sess.Values, SessionGrantKey)
+	if err != nil {
+		return fmt.Errorf("store: save session: %w", err)
+	}
 	now := toDBTime(s.db.now())
 	var raw []byte
 	var maxAge int64
@@ -296,9 +305,9 @@ func (s *SessionStore) Save(r *http.Request, w http.ResponseWriter, sess *sessio
 		expires := now + lifetime.Microseconds()
 		idle := min(now+s.opts.IdleTimeout.Microseconds(), expires)
 		if _, err := s.db.exec(ctx, `INSERT INTO sessions
-			(id_hash, admin_id, data, created_at, last_seen, idle_expires_at, expires_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?)`,
-			hashSessionID(raw), adminID, data, now, now, idle, expires); err != nil {
+			(id_hash, admin_id, grant_id, data, created_at, last_seen, idle_expires_at, expires_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+			hashSessionID(raw), adminID, grantID, data, now, now, idle, expires); err != nil {
 			return fmt.Errorf("store: create session: %w", err)
 		}
 		maxAge = expires - now
@@ -309,11 +318,11 @@ func (s *SessionStore) Save(r *http.Request, w http.ResponseWriter, sess *sessio
 		}
 		var expires int64
 		err = s.db.queryRow(ctx, `UPDATE sessions
-			SET admin_id = ?, data = ?, last_seen = ?,
+			SET admin_id = ?, grant_id = ?, data = ?, last_seen = ?,
 			    idle_expires_at = CASE WHEN ? < expires_at THEN ? ELSE expires_at END
 			WHERE id_hash = ? AND expires_at > ? AND idle_expires_at > ?
 			RETURNING expires_at`,
-			adminID, data, now,
+			adminID, grantID, data, now,
 			now+s.opts.IdleTimeout.Microseconds(), now+s.opts.IdleTimeout.Microseconds(),
 			hashSessionID(raw), now, now).Scan(&expires)
 		if errors.Is(err, sql.ErrNoRows) {
@@ -447,6 +456,21 @@ func decodeSessionID(id string) ([]byte, error) {
 type sessionValue struct {
 	Type  string          `json:"t"`
 	Value json.RawMessage `json:"v"`
+}
+
+// mirroredID is the integer session value under key, as a column value:
+// nil when absent, an error when it is not an integer.
+func mirroredID(values map[any]any, key string) (any, error) {
+	switch id := values[key].(type) {
+	case nil:
+		return nil, nil
+	case int64:
+		return id, nil
+	case int:
+		return int64(id), nil
+	default:
+		return nil, fmt.Errorf("session value %q has type %T, want int64: %w", key, id, ErrInvalid)
+	}
 }
 
 // encodeSessionValues encodes values as typed JSON and returns the admin id
