@@ -195,7 +195,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		HTTPClient: zendeskHTTP,
 		Metrics:    m,
 
-		MaxUploadBytes: int64(cfg.BulkMaxUploadMB) << 20,
+		MaxUploadBytes:     int64(cfg.BulkMaxUploadMB) << 20,
+		LoginRatePerMinute: cfg.LoginRateLimit,
 	})
 	if err != nil {
 		return err
