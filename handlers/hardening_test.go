@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"encoding/csv"
 	"fmt"
 	"io"
 	"net/http"
@@ -9,6 +10,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -380,5 +382,40 @@ func TestCookieHasHostPrefixOnHTTPS(t *testing.T) {
 	}
 	if len(names) != 1 || names[0] != "__Host-onbehalf" {
 		t.Errorf("cookies set on https: %v, want [__Host-onbehalf]", names)
+	}
+}
+
+// TestAuditCSVNeutralisesHiddenFormulas checks the audit export: a name
+// whose formula hides behind a line break, a zero-width space or a
+// no-break space comes out as text.
+func TestAuditCSVNeutralisesHiddenFormulas(t *testing.T) {
+	t.Parallel()
+	app := newTestApp(t, testAppOptions{})
+	s := loginAs(t, app, sandbox.DemoAdminEmail)
+	hostile := []string{"\n=HYPERLINK(\"http://x\")", "\u200b=1+1", "\u00a0@SUM(A1)", "\ufeff-1+1"}
+	for i, name := range hostile {
+		if err := app.DB.CreateAuditEvent(t.Context(), &store.AuditEvent{Time: time.Now(), AdminID: int64(100 + i), AdminName: "Eve",
+			Action: "rate", EndUser: name, Outcome: "ok", Detail: name}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := s.get("/audit.csv")
+	recs, err := csv.NewReader(strings.NewReader(r.Body)).ReadAll()
+	if err != nil || len(recs) < 1+len(hostile) {
+		t.Fatalf("audit CSV: %d records, err %v: %.300s", len(recs), err, r.Body)
+	}
+	col := slices.Index(recs[0], "end_user")
+	checked := 0
+	for _, rec := range recs[1:] {
+		if rec[2] != "Eve" {
+			continue
+		}
+		checked++
+		if !strings.HasPrefix(rec[col], "'") {
+			t.Errorf("audit CSV end_user %q is not neutralised", rec[col])
+		}
+	}
+	if checked != len(hostile) {
+		t.Errorf("found %d of Eve's %d events in the export", checked, len(hostile))
 	}
 }
