@@ -76,6 +76,15 @@ type app struct {
 	loginLimit *addrLimiter
 }
 
+// origin is the scheme and host of a URL, as CSP names a source.
+func origin(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return ""
+	}
+	return u.Scheme + "://" + u.Host
+}
+
 // Server is onbehalf's HTTP surface, built by New.
 type Server struct {
 	h   http.Handler
@@ -150,7 +159,7 @@ func New(cfg Config) (*Server, error) {
 		requestID(),
 		a.accessLog(),
 		middleware.Recover(),
-		securityHeaders(a.publicURL.Scheme == "https"),
+		securityHeaders(a.publicURL.Scheme == "https", origin(a.zendeskURL)),
 		a.checkHost(),
 		a.withSession(),
 		a.checkCSRF(),

@@ -97,10 +97,12 @@ func requestIDOf(c echo.Context) string {
 
 // securityHeaders sets security promise 9 on every response: a CSP with no
 // inline script, no framing, no referrer, nosniff. Pages hold personal data,
-// so they are not cached.
-func securityHeaders(https bool) echo.MiddlewareFunc {
-	const csp = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
-		"connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+// so they are not cached. Forms may post to this app only, whose answer may
+// redirect to zendeskOrigin: "Log in again" is a form whose answer goes on to
+// Zendesk's authorize page, and browsers apply form-action to redirects.
+func securityHeaders(https bool, zendeskOrigin string) echo.MiddlewareFunc {
+	csp := "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
+		"connect-src 'self'; form-action 'self' " + zendeskOrigin + "; frame-ancestors 'none'; base-uri 'none'"
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			h := c.Response().Header()
