@@ -34,6 +34,7 @@ type config struct {
 	BulkRescueAfter     time.Duration
 	BulkJobTimeout      time.Duration
 	BulkMaxUploadMB     int
+	LoginRateLimit      int
 	ShutdownTimeout     time.Duration
 
 	// publicURLSet records whether PUBLIC_URL was given; when it was not,
@@ -97,6 +98,14 @@ func settings() []setting {
 				return fmt.Errorf("BULK_MAX_UPLOAD_MB must be a whole number of megabytes, got %q", v)
 			}
 			c.BulkMaxUploadMB = n
+			return nil
+		}},
+		{"LOGIN_RATE_LIMIT", "20", "sign-in requests (/login and the OAuth callback) allowed per client address in a burst and per minute; behind a proxy all users share the proxy's address", func(c *config, v string) error {
+			n, err := strconv.Atoi(strings.TrimSpace(v))
+			if err != nil || n < 1 {
+				return fmt.Errorf("LOGIN_RATE_LIMIT must be a whole number of requests per minute (1 or more), got %q", v)
+			}
+			c.LoginRateLimit = n
 			return nil
 		}},
 		{"BULK_RESCUE_AFTER", "15s", "how long a replica may stop answering before the others take back the bulk rows it was working", func(c *config, v string) error {

@@ -155,6 +155,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 		RescueStuckJobsAfter: cfg.BulkRescueAfter,
 		JobTimeout:           cfg.BulkJobTimeout,
+		// Sign-ins no session or unfinished run uses are revoked and
+		// deleted; the same job deletes expired sessions.
+		GrantSweep: bulk.GrantSweep{Revoke: flow.Revoke, Swept: m.GrantSwept},
 	})
 	if err != nil {
 		return fmt.Errorf("start bulk engine: %w", err)
@@ -194,14 +197,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Metrics:    m,
 		RateLimit:  cfg.ZendeskRateLimit,
 
-		MaxUploadBytes: int64(cfg.BulkMaxUploadMB) << 20,
+		MaxUploadBytes:     int64(cfg.BulkMaxUploadMB) << 20,
+		LoginRatePerMinute: cfg.LoginRateLimit,
 	})
 	if err != nil {
 		return err
 	}
-
-	// Expired sessions are refused on read anyway; this keeps the table small.
-	go sweepSessions(ctx, db, logger)
 
 	srv := &http.Server{
 		Handler:           handler,
@@ -241,24 +242,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		logger.Warn("bulk engine shutdown", "err", err)
 	}
 	return nil
-}
-
-// sweepSessions deletes expired sessions every ten minutes until ctx ends.
-func sweepSessions(ctx context.Context, db *store.DB, logger *slog.Logger) {
-	t := time.NewTicker(10 * time.Minute)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if n, err := db.DeleteExpiredSessions(ctx); err != nil {
-				logger.Warn("sweep expired sessions", "err", err)
-			} else if n > 0 {
-				logger.Info("swept expired sessions", "count", n)
-			}
-		}
-	}
 }
 
 // printBanner tells a person what to open; in sandbox mode, whom to sign in as.

@@ -227,7 +227,7 @@ func Read(r io.Reader, k actions.Kind, opt Options, emit func(batch []Row) error
 	}
 
 	seen := map[string]struct{}{}
-	batch := make([]Row, 0, batchSize)
+	batch, batchBytes := make([]Row, 0, batchSize), 0
 	for {
 		rec, err := rs.next()
 		if err == io.EOF {
@@ -261,12 +261,12 @@ func Read(r io.Reader, k actions.Kind, opt Options, emit func(batch []Row) error
 			}
 		}
 		batch = append(batch, row)
-		if len(batch) == batchSize {
+		if batchBytes += rowBytes(row); len(batch) == batchSize || batchBytes >= maxBatchBytes {
 			if err := emit(batch); err != nil {
 				return sum, fmt.Errorf("bulk: read: emit rows: %w", err)
 			}
 			// A fresh slice: the caller may keep the one it was given.
-			batch = make([]Row, 0, batchSize)
+			batch, batchBytes = make([]Row, 0, batchSize), 0
 		}
 	}
 	if sum.Rows == 0 {
@@ -283,6 +283,7 @@ func Read(r io.Reader, k actions.Kind, opt Options, emit func(batch []Row) error
 // buildRow checks one record's shape and encoding, then parses it.
 func buildRow(k actions.Kind, m Mapping, header []string, rec record) Row {
 	row := Row{Number: rec.number, Cells: storableCells(rec.cells)}
+	row.Errors = limitCells(m, header, row.Cells)
 	switch {
 	case rec.parseErr != nil:
 		row.Errors = append(row.Errors, quoteProblem(rec.parseErr, header, len(rec.cells)))

@@ -100,6 +100,8 @@ type Config struct {
 	// Throttle is the account's throttle, to share it with the web
 	// handlers; nil makes one at RateLimit.
 	Throttle *Throttle
+	// GrantSweep revokes and deletes sign-ins nothing uses (grantsweep.go).
+	GrantSweep GrantSweep
 
 	// Knobs for tests.
 	noRecheck    bool
@@ -202,6 +204,10 @@ func NewEngine(ctx context.Context, cfg Config) (*Engine, error) {
 	if err := river.AddWorkerSafely(workers, &queueWorker{e: e}); err != nil {
 		return nil, fmt.Errorf("bulk: new engine: %w", err)
 	}
+	periodic, err := e.addGrantSweep(workers, cfg.GrantSweep)
+	if err != nil {
+		return nil, fmt.Errorf("bulk: new engine: %w", err)
+	}
 	poll := cmpOr(cfg.pollInterval, 200*time.Millisecond)
 	q, closeQueue, err := newQueue(ctx, cfg.DB, &river.Config{
 		Logger: e.log,
@@ -222,6 +228,7 @@ func NewEngine(ctx context.Context, cfg Config) (*Engine, error) {
 		FetchCooldown:     min(poll, 10*time.Millisecond),
 		FetchPollInterval: poll,
 		RetryPolicy:       backoff{base: e.retryBase},
+		PeriodicJobs:      periodic,
 	})
 	if err != nil {
 		return nil, err

@@ -7,6 +7,7 @@ import (
 	"iter"
 	"strconv"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -21,21 +22,39 @@ type ResultRow struct {
 }
 
 // SafeCell neutralises a cell a spreadsheet app would run as a formula
-// (CSV injection, security promise 10): one that starts with = + - @, a tab
-// or a carriage return, also after leading spaces or as the full-width
-// forms some apps accept, gets a leading apostrophe, which spreadsheets
-// take as "this is text". Other cells are returned unchanged.
+// (CSV injection, security promise 10). The cell's first character that a
+// spreadsheet does not skip or hide decides: spaces of every kind (no-break,
+// ideographic, …), line breaks, zero-width and other format characters
+// (byte-order marks, joiners, direction marks) and control characters are
+// looked past. If that character is = + - or @ (or their full-width forms,
+// which some apps accept), or the cell starts with a tab or a carriage
+// return, the cell gets a leading apostrophe, which spreadsheets take as
+// "this is text". Other cells are returned unchanged.
 func SafeCell(s string) string {
-	t := strings.TrimLeft(s, " ")
-	if t == "" {
+	for i, r := range s {
+		if i == 0 && (r == '\t' || r == '\r') {
+			return "'" + s
+		}
+		if ignorableLeader(r) {
+			continue
+		}
+		switch r {
+		case '=', '+', '-', '@', '＝', '＋', '－', '＠':
+			return "'" + s
+		}
 		return s
 	}
-	r, _ := utf8.DecodeRuneInString(t)
-	switch r {
-	case '=', '+', '-', '@', '\t', '\r', '＝', '＋', '－', '＠':
-		return "'" + s
-	}
 	return s
+}
+
+// ignorableLeader reports whether a spreadsheet may skip r, or show nothing
+// for it, before the start of a formula.
+func ignorableLeader(r rune) bool {
+	switch r {
+	case '\u115f', '\u1160', '\u3164', '\uffa0': // Hangul fillers: letters that show nothing
+		return true
+	}
+	return unicode.IsSpace(r) || unicode.IsControl(r) || unicode.Is(unicode.Cf, r)
 }
 
 // WriteResults writes the results CSV: the input header and cells followed

@@ -101,7 +101,9 @@ func (a *app) handleUsers() echo.HandlerFunc {
 		q := strings.TrimSpace(c.QueryParam("q"))
 		p := views.UsersPage{Page: a.page(c, "Find an end user"), Query: q}
 		p.Nav = "users"
-		if q != "" {
+		if p.Error, p.Query = searchTooLong(q); p.Error != "" {
+			p.Searched = true
+		} else if q != "" {
 			zc, err := a.zendeskFor(c)
 			if err != nil {
 				return err

@@ -20,6 +20,10 @@ import (
 // stateTTL is how long a login attempt's state stays valid (promise 1).
 const stateTTL = 10 * time.Minute
 
+// preLoginLifetime is how long the pre-login session is kept: the attempt
+// it holds is void after stateTTL, so it is deleted soon after (promise 12).
+const preLoginLifetime = stateTTL + 5*time.Minute
+
 // handleHome shows the login page when signed out and the home page when
 // signed in.
 func (a *app) handleHome() echo.HandlerFunc {
@@ -46,32 +50,51 @@ func (a *app) handleHome() echo.HandlerFunc {
 }
 
 // handleLogin starts a login: a fresh pre-login session holding the state,
-// the PKCE verifier and the return path, then off to Zendesk.
+// the PKCE verifier and the return path, then off to Zendesk. A signed-in
+// admin is sent on to the return path: a GET never ends a session, since
+// any site can make a browser send one (logging in again is handleReauth).
 func (a *app) handleLogin() echo.HandlerFunc {
 	return func(c echo.Context) error {
 		returnTo := safeReturnPath(c.QueryParam("return_to"))
-		// reauth=1 logs in again although a session exists: a bulk run paused
-		// on a revoked grant needs a new grant, not the old session.
-		if adminOf(c) != nil && c.QueryParam("reauth") != "1" {
+		if adminOf(c) != nil {
 			return c.Redirect(http.StatusSeeOther, returnTo)
 		}
-		attempt, err := a.oauth.Begin()
-		if err != nil {
-			return fmt.Errorf("begin login: %w", err)
-		}
-		sess := sessionOf(c)
-		if err := a.renewSession(c, sess); err != nil {
-			return err
-		}
-		sess.Values[keyOAuthState] = attempt.State
-		sess.Values[keyOAuthVerify] = attempt.Verifier
-		sess.Values[keyOAuthReturn] = returnTo
-		sess.Values[keyOAuthStarted] = a.now().Unix()
-		if err := sess.Save(c.Request(), c.Response()); err != nil {
-			return fmt.Errorf("save pre-login session: %w", err)
-		}
-		return c.Redirect(http.StatusFound, attempt.URL)
+		return a.startLogin(c, returnTo)
 	}
+}
+
+// handleReauth logs in again although a session exists: a bulk run paused
+// on a revoked grant needs a new grant, not the old session. It is a POST
+// with the form token, so another site cannot end an admin's session; the
+// old session ends here, and its grant is revoked by the sweep once no
+// unfinished run uses it.
+func (a *app) handleReauth() echo.HandlerFunc {
+	return func(c echo.Context) error {
+		return a.startLogin(c, safeReturnPath(c.FormValue("return_to")))
+	}
+}
+
+// startLogin stores the pre-login session (the only session stored before
+// sign-in; it expires with the login attempt) and sends the browser to
+// Zendesk.
+func (a *app) startLogin(c echo.Context, returnTo string) error {
+	attempt, err := a.oauth.Begin()
+	if err != nil {
+		return fmt.Errorf("begin login: %w", err)
+	}
+	sess := sessionOf(c)
+	if err := a.renewSession(c, sess); err != nil {
+		return err
+	}
+	sess.Values[keyOAuthState] = attempt.State
+	sess.Values[keyOAuthVerify] = attempt.Verifier
+	sess.Values[keyOAuthReturn] = returnTo
+	sess.Values[keyOAuthStarted] = a.now().Unix()
+	sess.Options.MaxAge = int(preLoginLifetime / time.Second)
+	if err := sess.Save(c.Request(), c.Response()); err != nil {
+		return fmt.Errorf("save pre-login session: %w", err)
+	}
+	return c.Redirect(http.StatusFound, attempt.URL)
 }
 
 // handleCallback finishes a login: checks the state (single use, bound to
@@ -98,9 +121,17 @@ func (a *app) handleCallback() echo.HandlerFunc {
 			}
 		}
 
-		if wantState == "" || !oauthflow.StatesEqual(wantState, q.Get("state")) {
+		if wantState == "" {
+			// No login is waiting in this browser (a replay, another
+			// browser, or anyone on the internet): nothing permanent is
+			// written for it (promise 12), only a metric and a log line.
+			a.metrics.StrayCallback()
+			a.log.Warn("oauth callback with no login in progress", "request_id", requestIDOf(c), "remote", c.RealIP())
+		} else if !oauthflow.StatesEqual(wantState, q.Get("state")) {
 			a.audit(ctx, c, store.AuditEvent{Action: "state_mismatch", Outcome: "refused",
-				Detail: "the OAuth state did not match a login started in this browser (mismatch, replay or no login in progress)"})
+				Detail: "the OAuth state did not match the login started in this browser"})
+		}
+		if wantState == "" || !oauthflow.StatesEqual(wantState, q.Get("state")) {
 			return &pageError{
 				Status:      http.StatusForbidden,
 				Heading:     "This sign-in link is not valid here",

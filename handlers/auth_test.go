@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -69,23 +70,29 @@ func TestSessionCookieAttributes(t *testing.T) {
 		name       string
 		publicURL  string
 		wantSecure bool
+		wantName   string
 	}{
-		{"http", "", false},
-		{"https public URL", "https://onbehalf.example.com", true},
+		{"http", "", false, sessionName},
+		// Browsers take a __Host- cookie only with Secure and Path=/.
+		{"https public URL", "https://onbehalf.example.com", true, "__Host-" + sessionName},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			app := newTestApp(t, testAppOptions{PublicURL: tc.publicURL})
 			b := app.newBrowser()
-			r := b.get("/login")
+			req, _ := http.NewRequest(http.MethodGet, app.URL+"/login", nil)
+			if tc.publicURL != "" {
+				req.Host = "onbehalf.example.com"
+			}
+			r := b.do(req)
 			var c *http.Cookie
 			for _, sc := range (&http.Response{Header: r.Header}).Cookies() {
-				if sc.Name == sessionName {
+				if sc.Name == tc.wantName {
 					c = sc
 				}
 			}
 			if c == nil {
-				t.Fatalf("no %s cookie set by /login; headers %v", sessionName, r.Header)
+				t.Fatalf("no %s cookie set by /login; headers %v", tc.wantName, r.Header)
 			}
 			if !c.HttpOnly || c.SameSite != http.SameSiteLaxMode || c.Path != "/" || c.Secure != tc.wantSecure {
 				t.Errorf("cookie HttpOnly=%v SameSite=%v Path=%q Secure=%v; want HttpOnly, Lax, /, Secure=%v",
@@ -143,8 +150,18 @@ func TestCallbackRefusesBadState(t *testing.T) {
 			if r.Status != http.StatusForbidden {
 				t.Fatalf("status %d, want 403; body %.300s", r.Status, r.Body)
 			}
-			if n := len(auditEventsOf(t, app.DB, "state_mismatch")); n != before+1 {
-				t.Errorf("state_mismatch audit events: %d, want %d", n, before+1)
+			// A login waiting in this browser answered wrongly is audited;
+			// a callback no login waits for (a replay, another browser)
+			// is counted, never written (promise 12).
+			wantAudit, wantStray := before+1, "0"
+			if tc.name == "replay in the same browser" || tc.name == "another browser" {
+				wantAudit, wantStray = before, "1"
+			}
+			if n := len(auditEventsOf(t, app.DB, "state_mismatch")); n != wantAudit {
+				t.Errorf("state_mismatch audit events: %d, want %d", n, wantAudit)
+			}
+			if got := app.metric("onbehalf_oauth_stray_callbacks_total"); got != wantStray {
+				t.Errorf("stray callbacks counted: %q, want %s", got, wantStray)
 			}
 			if home := used.get("/"); home.doc(t).Find(`[data-testid="signed-in"]`).Length() != 0 && tc.name != "replay in the same browser" {
 				t.Errorf("browser is signed in after a refused callback")
@@ -520,4 +537,133 @@ func TestConcurrentPagesWithExpiredTokenRefreshOnce(t *testing.T) {
 	if n := app.Sandbox.Stats().Refreshes - before; n != 1 {
 		t.Errorf("20 concurrent pages caused %d refreshes at Zendesk, want exactly 1", n)
 	}
+}
+
+func countSessions(t *testing.T, app *testApp) int {
+	t.Helper()
+	var n int
+	if err := app.DB.SQL().QueryRow(`SELECT count(*) FROM sessions`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// TestStrayCallbacksWriteNothing replays the attack in issue 12: callbacks
+// with no login in progress made one permanent audit row each. Now they
+// get their page, a metric and a log line, no row; past the rate limit
+// they are refused outright.
+func TestStrayCallbacksWriteNothing(t *testing.T) {
+	t.Parallel()
+	app := newTestApp(t, testAppOptions{})
+	for i := range 300 {
+		r := app.newBrowser().get("/oauth/callback?state=x&code=y")
+		if i < defaultLoginRatePerMinute && r.Status != http.StatusForbidden {
+			t.Fatalf("stray callback %d: status %d, want 403", i, r.Status)
+		}
+		if i >= defaultLoginRatePerMinute && r.Status != http.StatusTooManyRequests {
+			t.Fatalf("stray callback %d past the limit: status %d, want 429", i, r.Status)
+		}
+		if sc := r.Header.Get("Set-Cookie"); sc != "" {
+			t.Fatalf("stray callback %d set a cookie %q", i, sc)
+		}
+	}
+	events, total, err := app.DB.FindAuditEvents(t.Context(), store.AuditFilter{Limit: 10})
+	if err != nil || total != 0 {
+		t.Errorf("audit rows after 300 stray callbacks: %d (%v, err %v), want none", total, events, err)
+	}
+	if n := countSessions(t, app); n != 0 {
+		t.Errorf("sessions after 300 stray callbacks: %d, want none", n)
+	}
+	if got := app.metric("onbehalf_oauth_stray_callbacks_total"); got != strconv.Itoa(defaultLoginRatePerMinute) {
+		t.Errorf("stray callbacks counted: %q, want %d", got, defaultLoginRatePerMinute)
+	}
+	if got := app.metric(`onbehalf_rate_limited_requests_total{route="/oauth/callback"}`); got != strconv.Itoa(300-defaultLoginRatePerMinute) {
+		t.Errorf("rate-limited callbacks counted: %q, want %d", got, 300-defaultLoginRatePerMinute)
+	}
+	if !strings.Contains(app.Logs.String(), "oauth callback with no login in progress") {
+		t.Error("no log line for the stray callbacks")
+	}
+}
+
+// TestLoginIsRateLimitedPerAddress checks that /login is limited per client
+// address with a Retry-After, stores no session when refused, and lets the
+// address in again once its allowance refills.
+func TestLoginIsRateLimitedPerAddress(t *testing.T) {
+	t.Parallel()
+	app := newTestApp(t, testAppOptions{})
+	for i := range defaultLoginRatePerMinute {
+		if r := app.newBrowser().get("/login"); r.Status != http.StatusFound {
+			t.Fatalf("login %d: status %d, want 302", i, r.Status)
+		}
+	}
+	r := app.newBrowser().get("/login")
+	if r.Status != http.StatusTooManyRequests || r.Header.Get("Retry-After") == "" || r.Header.Get("Set-Cookie") != "" {
+		t.Fatalf("login past the limit: status %d, Retry-After %q, Set-Cookie %q; want 429, a wait and no session",
+			r.Status, r.Header.Get("Retry-After"), r.Header.Get("Set-Cookie"))
+	}
+	if msg := r.doc(t).Find(`[data-testid="error-message"]`).Text(); !strings.Contains(msg, "Wait") {
+		t.Errorf("rate-limit page = %q, want it to say to wait", msg)
+	}
+	if n := countSessions(t, app); n != defaultLoginRatePerMinute {
+		t.Errorf("sessions: %d, want %d (one per login started)", n, defaultLoginRatePerMinute)
+	}
+	app.clock.Advance(time.Minute)
+	if r := app.newBrowser().get("/login"); r.Status != http.StatusFound {
+		t.Errorf("login a minute later: status %d, want 302", r.Status)
+	}
+}
+
+// TestPreLoginSessionEndsWithTheAttempt checks that the session /login
+// stores lives only a little longer than its 10-minute attempt, and is
+// swept afterwards.
+func TestPreLoginSessionEndsWithTheAttempt(t *testing.T) {
+	t.Parallel()
+	app := newTestApp(t, testAppOptions{})
+	app.newBrowser().startLogin("")
+	var created, expires int64
+	if err := app.DB.SQL().QueryRow(`SELECT created_at, expires_at FROM sessions`).Scan(&created, &expires); err != nil {
+		t.Fatal(err)
+	}
+	if life := time.Duration(expires-created) * time.Microsecond; life > 15*time.Minute {
+		t.Errorf("pre-login session lives %v, want at most 15m", life)
+	}
+	app.clock.Advance(16 * time.Minute)
+	if n, err := app.DB.DeleteExpiredSessions(t.Context()); err != nil || n != 1 {
+		t.Errorf("expired sessions swept after 16 minutes: %d (err %v), want 1", n, err)
+	}
+}
+
+// TestReauthIsAPost checks that a link cannot end a session: GET
+// /login?reauth=1 leaves a signed-in admin signed in, a POST without the
+// form token is refused, and the POST with it starts a new login.
+func TestReauthIsAPost(t *testing.T) {
+	t.Parallel()
+	app := newTestApp(t, testAppOptions{})
+	s := loginAs(t, app, sandbox.DemoAdminEmail)
+	if r := s.get("/login?reauth=1&return_to=/audit"); r.Status != http.StatusSeeOther || r.Location != "/audit" {
+		t.Errorf("GET /login?reauth=1 signed in: status %d location %q, want 303 to /audit", r.Status, r.Location)
+	}
+	if r := s.post("/login", url.Values{"return_to": {"/audit"}}); r.Status != http.StatusForbidden {
+		t.Errorf("POST /login without the form token: status %d, want 403", r.Status)
+	}
+	if home := s.get("/"); home.doc(t).Find(`[data-testid="signed-in"]`).Length() != 1 {
+		t.Fatal("the admin was signed out by a GET or a tokenless POST")
+	}
+	r := s.act("/login", url.Values{"return_to": {"/audit"}})
+	if r.Status != http.StatusFound || !strings.HasPrefix(r.Location, app.Sandbox.URL+"/oauth/authorizations/new") {
+		t.Fatalf("POST /login with the token: status %d location %q, want a redirect to Zendesk", r.Status, r.Location)
+	}
+	cb := s.consent(mustParseURL(t, r.Location), sandbox.DemoAdminEmail, "allow")
+	if back := s.get(cb); back.Location != "/audit" {
+		t.Errorf("after logging in again: location %q, want /audit", back.Location)
+	}
+}
+
+func mustParseURL(t *testing.T, s string) *url.URL {
+	t.Helper()
+	u, err := url.Parse(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
 }

@@ -188,7 +188,7 @@ func newPerViewerServer(b *testing.B, a *app) *perViewerServer {
 	s := &perViewerServer{}
 	e := echo.New()
 	e.HTTPErrorHandler = a.handleError
-	e.Use(requestID(), a.accessLog(), middleware.Recover(), securityHeaders(false), a.withSession(), a.checkCSRF())
+	e.Use(requestID(), a.accessLog(), middleware.Recover(), securityHeaders(false, ""), a.withSession(), a.checkCSRF())
 	e.GET("/bulk/runs/:id/events", func(c echo.Context) error {
 		ctx := c.Request().Context()
 		id := runOf(c).ID

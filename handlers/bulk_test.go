@@ -362,13 +362,16 @@ func TestPausedRunResumesAfterLoggingInAgain(t *testing.T) {
 	waitRunState(t, app, id, store.RunPaused)
 	page := s.get(fmt.Sprintf("/bulk/runs/%d", id))
 	doc := page.doc(t)
-	link, _ := doc.Find(`[data-testid="paused"] a`).Attr("href")
-	if !strings.Contains(doc.Find(`[data-testid="paused"]`).Text(), "Log in again") || !strings.Contains(link, "reauth=1") {
-		t.Fatalf("paused run page does not offer to log in again: %q %q", doc.Find(`[data-testid="paused"]`).Text(), link)
+	form := doc.Find(`[data-testid="paused"] form[data-testid="reauth"]`)
+	action, _ := form.Attr("action")
+	method, _ := form.Attr("method")
+	returnTo, _ := form.Find(`input[name="return_to"]`).Attr("value")
+	if !strings.Contains(doc.Find(`[data-testid="paused"]`).Text(), "Log in again") || action != "/login" || method != "post" {
+		t.Fatalf("paused run page does not offer to log in again with a POST: %q action %q method %q", doc.Find(`[data-testid="paused"]`).Text(), action, method)
 	}
-	// Logging in again (from the link, while the old session cookie is
+	// Logging in again (from the form, while the old session cookie is
 	// still there) resumes the run with the new grant.
-	r := s.get(link)
+	r := s.act("/login", url.Values{"return_to": {returnTo}})
 	if r.Status != http.StatusFound {
 		t.Fatalf("log in again: status %d, want a redirect to Zendesk", r.Status)
 	}

@@ -51,6 +51,9 @@ type Config struct {
 	// RateLimit is ZENDESK_RATE_LIMIT (calls a minute), drawn on a run's
 	// chart; 0 draws no limit.
 	RateLimit int
+	// LoginRatePerMinute is how many /login and /oauth/callback requests
+	// one client address may make in a burst and per minute; 0 means 20.
+	LoginRatePerMinute int
 }
 
 // app carries the dependencies the handler makers draw from.
@@ -75,6 +78,17 @@ type app struct {
 	// charts keeps finished runs' charts; rateLimit is drawn on them.
 	charts    *chartCache
 	rateLimit int
+	// loginLimit rate-limits sign-ins per client address.
+	loginLimit *addrLimiter
+}
+
+// origin is the scheme and host of a URL, as CSP names a source.
+func origin(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return ""
+	}
+	return u.Scheme + "://" + u.Host
 }
 
 // Server is onbehalf's HTTP surface, built by New.
@@ -135,6 +149,11 @@ func New(cfg Config) (*Server, error) {
 	if a.now == nil {
 		a.now = time.Now
 	}
+	rate := cfg.LoginRatePerMinute
+	if rate <= 0 {
+		rate = defaultLoginRatePerMinute
+	}
+	a.loginLimit = newAddrLimiter(rate, a.now)
 	a.progress = newProgressHub(a.readProgress, a.progressEvery, a.log)
 
 	e := echo.New()
@@ -148,7 +167,8 @@ func New(cfg Config) (*Server, error) {
 		requestID(),
 		a.accessLog(),
 		middleware.Recover(),
-		securityHeaders(a.publicURL.Scheme == "https"),
+		securityHeaders(a.publicURL.Scheme == "https", origin(a.zendeskURL)),
+		a.checkHost(),
 		a.withSession(),
 		a.checkCSRF(),
 	)

@@ -18,6 +18,7 @@ import (
 	"github.com/PuerkitoBio/goquery"
 
 	"github.com/onbehalf/onbehalf/bulk"
+	"github.com/onbehalf/onbehalf/metrics"
 	"github.com/onbehalf/onbehalf/oauthflow"
 	"github.com/onbehalf/onbehalf/store"
 	"github.com/onbehalf/onbehalf/views"
@@ -35,6 +36,8 @@ type testApp struct {
 	Server  *Server
 	Flow    *oauthflow.Flow
 	Logs    *syncBuffer
+	Metrics *metrics.Metrics
+	Engine  *bulk.Engine
 	clock   *testClock
 }
 
@@ -53,6 +56,9 @@ type testAppOptions struct {
 	// Sandbox says the app runs in demo mode, as `go run .` without a
 	// Zendesk does (the login page's hint, the sample CSV).
 	Sandbox bool
+	// SweepEvery is how often the grant sweep runs (default: the
+	// engine's, 10 minutes, which is once at start in a test).
+	SweepEvery time.Duration
 }
 
 // syncBuffer is a goroutine-safe log sink.
@@ -141,8 +147,10 @@ func newTestApp(t testing.TB, opts testAppOptions) *testApp {
 	if rescue == 0 {
 		rescue = 5 * time.Second
 	}
+	m := metrics.New()
 	engine, err := bulk.NewEngine(context.Background(), bulk.Config{DB: db, Logger: logger, ZendeskURL: sb.URL,
-		Refresh: RefreshFunc(flow), RateLimit: 6000, Now: clock.Now, RescueStuckJobsAfter: rescue})
+		Refresh: RefreshFunc(flow), RateLimit: 6000, Now: clock.Now, RescueStuckJobsAfter: rescue,
+		GrantSweep: bulk.GrantSweep{Revoke: flow.Revoke, Every: opts.SweepEvery, Swept: m.GrantSwept}})
 	if err != nil {
 		t.Fatalf("bulk engine: %v", err)
 	}
@@ -165,6 +173,7 @@ func newTestApp(t testing.TB, opts testAppOptions) *testApp {
 	}
 	server, err := New(Config{
 		Sandbox:       hint,
+		Metrics:       m,
 		Logger:        logger,
 		DB:            db,
 		Sessions:      db.SessionStore(store.SessionOptions{Secure: pub.Scheme == "https"}),
@@ -183,7 +192,7 @@ func newTestApp(t testing.TB, opts testAppOptions) *testApp {
 	// Cleanups run last first: the progress streams end before the engine,
 	// the server and the store close.
 	t.Cleanup(server.Close)
-	return &testApp{t: t, URL: srv.URL, Sandbox: sb, DB: db, DBPath: dbPath, Server: server, Flow: flow, Logs: logs, clock: clock}
+	return &testApp{t: t, URL: srv.URL, Sandbox: sb, DB: db, DBPath: dbPath, Server: server, Flow: flow, Logs: logs, Metrics: m, Engine: engine, clock: clock}
 }
 
 // browser is a cookie-keeping HTTP client that does not follow redirects, so
@@ -354,4 +363,19 @@ func auditEventsOf(t *testing.T, db *store.DB, action string) []store.AuditEvent
 		t.Fatalf("find audit events: %v", err)
 	}
 	return events
+}
+
+// metric returns the value of one series from the app's metrics, as the
+// exposition format prints it (e.g. `onbehalf_oauth_stray_callbacks_total`
+// or `onbehalf_grants_swept_total{outcome="revoked"}`), or "" if absent.
+func (a *testApp) metric(series string) string {
+	a.t.Helper()
+	rec := httptest.NewRecorder()
+	a.Metrics.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	for line := range strings.SplitSeq(rec.Body.String(), "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			return v
+		}
+	}
+	return ""
 }

@@ -1,13 +1,18 @@
 package handlers
 
 import (
+	"bufio"
+	"bytes"
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"mime"
+	"mime/multipart"
 	"net/http"
 	"strings"
 	"time"
@@ -24,13 +29,14 @@ const (
 	ctxSession   = "session"
 )
 
-// Session value keys. The admin id key is the store's, so the session table
-// can index sessions by admin (to end them all on invalid_grant).
+// Session value keys. The admin and grant id keys are the store's, so the
+// session table can index sessions by admin (to end them all on
+// invalid_grant) and by grant (for the grant sweep).
 const (
 	keyAdminID      = store.SessionAdminKey
 	keyAdminName    = "admin_name"
 	keyAdminEmail   = "admin_email"
-	keyGrantID      = "grant_id"
+	keyGrantID      = store.SessionGrantKey
 	keyCSRF         = "csrf"
 	keyOAuthState   = "oauth_state"
 	keyOAuthVerify  = "oauth_verifier"
@@ -91,10 +97,12 @@ func requestIDOf(c echo.Context) string {
 
 // securityHeaders sets security promise 9 on every response: a CSP with no
 // inline script, no framing, no referrer, nosniff. Pages hold personal data,
-// so they are not cached.
-func securityHeaders(https bool) echo.MiddlewareFunc {
-	const csp = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
-		"connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+// so they are not cached. Forms may post to this app only, whose answer may
+// redirect to zendeskOrigin: "Log in again" is a form whose answer goes on to
+// Zendesk's authorize page, and browsers apply form-action to redirects.
+func securityHeaders(https bool, zendeskOrigin string) echo.MiddlewareFunc {
+	csp := "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
+		"connect-src 'self'; form-action 'self' " + zendeskOrigin + "; frame-ancestors 'none'; base-uri 'none'"
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			h := c.Response().Header()
@@ -119,7 +127,8 @@ func (a *app) withSession() echo.MiddlewareFunc {
 			if strings.HasPrefix(c.Request().URL.Path, "/static/") || c.Request().URL.Path == "/healthz" {
 				return next(c)
 			}
-			sess, err := a.sessions.Get(c.Request(), sessionName)
+			// "" is the store's cookie name: __Host-onbehalf on https.
+			sess, err := a.sessions.Get(c.Request(), "")
 			if err != nil {
 				// A cookie that fails to verify yields a fresh session; any
 				// other error is the store's.
@@ -133,8 +142,9 @@ func (a *app) withSession() echo.MiddlewareFunc {
 	}
 }
 
-// sessionName is the cookie and registry name of the app's session.
-const sessionName = "onbehalf"
+// sessionName is the session cookie's name on http; on https it carries
+// the __Host- prefix (store.SessionOptions.CookieName).
+const sessionName = store.DefaultSessionCookieName
 
 func sessionOf(c echo.Context) *sessions.Session {
 	s, _ := c.Get(ctxSession).(*sessions.Session)
@@ -143,57 +153,120 @@ func sessionOf(c echo.Context) *sessions.Session {
 
 // checkCSRF requires every state-changing request to carry the form token
 // bound to its session (security promise 5, second layer; the first is
-// http.CrossOriginProtection). Compared in constant time.
+// http.CrossOriginProtection), compared in constant time.
+//
+// Nothing costly happens before sign-in (promise 12): a POST whose session
+// holds no token (no one is signed in) is refused before a byte of its body
+// is read. With a session, the token comes from the X-CSRF-Token header or
+// the form: a urlencoded form is read up to maxFormBytes; of a multipart
+// upload only the first part is read (the upload form sends _csrf first), so
+// the file is not read at all unless the token matches. Only then is the
+// form parsed, with uploaded files spooled to temporary files (removed when
+// the request ends), never held whole in memory.
 func (a *app) checkCSRF() echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
-			switch c.Request().Method {
+			req := c.Request()
+			switch req.Method {
 			case http.MethodGet, http.MethodHead, http.MethodOptions:
 				return next(c)
 			}
-			if err := a.parseForm(c); err != nil {
-				return err
+			want := stringValue(sessionOf(c), keyCSRF)
+			if want == "" {
+				// The body may be large and cannot help; closing the
+				// connection spares reading it to keep the connection.
+				c.Response().Header().Set("Connection", "close")
+				return errFormExpired()
 			}
-			sess := sessionOf(c)
-			want := stringValue(sess, keyCSRF)
-			got := c.Request().Header.Get("X-CSRF-Token")
-			if got == "" {
-				got = c.FormValue("_csrf")
+			multipartForm := strings.HasPrefix(req.Header.Get(echo.HeaderContentType), echo.MIMEMultipartForm)
+			if multipartForm {
+				req.Body = http.MaxBytesReader(c.Response(), req.Body, a.maxUpload+1<<20)
+			} else {
+				req.Body = http.MaxBytesReader(c.Response(), req.Body, maxFormBytes)
 			}
-			if want == "" || got == "" || subtle.ConstantTimeCompare([]byte(want), []byte(got)) != 1 {
-				return &pageError{
-					Status:      http.StatusForbidden,
-					Heading:     "This form has expired",
-					Message:     "The form was opened in an older session (or on another site), so onbehalf did not act on it. Reload the page and submit it again.",
-					ActionHref:  "/",
-					ActionLabel: "Back to onbehalf",
+			got := req.Header.Get("X-CSRF-Token")
+			if got == "" && multipartForm {
+				got = firstPartToken(req)
+			} else if got == "" {
+				if err := req.ParseForm(); err != nil {
+					return formReadError(err, a.maxUpload)
 				}
+				got = req.PostForm.Get("_csrf")
+			}
+			if subtle.ConstantTimeCompare([]byte(want), []byte(got)) != 1 {
+				c.Response().Header().Set("Connection", "close")
+				return errFormExpired()
+			}
+			if multipartForm {
+				if err := req.ParseMultipartForm(uploadMemory); err != nil {
+					return formReadError(err, a.maxUpload)
+				}
+				// net/http removes the temporary files only for the request
+				// it passed in; a middleware may have replaced it.
+				defer req.MultipartForm.RemoveAll()
 			}
 			return next(c)
 		}
 	}
 }
 
-// parseForm reads a POST's form before the token check. Uploads are capped
-// at the configured size (plus room for the other fields), so an oversized
-// file is refused with a clear page instead of being written to disk first.
-func (a *app) parseForm(c echo.Context) error {
-	req := c.Request()
-	if !strings.HasPrefix(req.Header.Get(echo.HeaderContentType), echo.MIMEMultipartForm) {
-		return nil
+// Body limits. uploadMemory is how much of an uploaded file is kept in
+// memory before the rest is spooled to a temporary file; maxFormBytes bounds
+// a urlencoded form (a 65,000-character comment, percent-encoded, fits).
+const (
+	uploadMemory  = 256 << 10
+	maxFormBytes  = 2 << 20
+	firstPartSize = 4 << 10
+)
+
+// firstPartToken reads the _csrf field of a multipart body if it is the
+// first part, reading at most firstPartSize bytes, and puts those bytes back
+// in front of the rest of the body for the form parser. It returns "" if the
+// first part is anything else.
+func firstPartToken(req *http.Request) string {
+	_, params, err := mime.ParseMediaType(req.Header.Get(echo.HeaderContentType))
+	if err != nil || params["boundary"] == "" {
+		return ""
 	}
-	req.Body = http.MaxBytesReader(c.Response(), req.Body, a.maxUpload+1<<20)
-	if err := req.ParseMultipartForm(32 << 20); err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return &pageError{Status: http.StatusRequestEntityTooLarge, Heading: "The file is too large",
-				Message:    fmt.Sprintf("onbehalf accepts files up to %d MB. Split the file into smaller ones and upload them one by one.", a.maxUpload>>20),
-				ActionHref: "/bulk", ActionLabel: "Back to bulk runs"}
-		}
-		return &pageError{Status: http.StatusBadRequest, Heading: "The upload did not arrive whole",
-			Message: "The form could not be read (the upload may have been interrupted). Try again.", ActionHref: "/bulk", ActionLabel: "Back to bulk runs", Err: err}
+	br := bufio.NewReaderSize(req.Body, firstPartSize)
+	req.Body = struct {
+		io.Reader
+		io.Closer
+	}{br, req.Body}
+	head, _ := br.Peek(firstPartSize)
+	part, err := multipart.NewReader(bytes.NewReader(head), params["boundary"]).NextPart()
+	if err != nil || part.FormName() != "_csrf" || part.FileName() != "" {
+		return ""
 	}
-	return nil
+	v, err := io.ReadAll(io.LimitReader(part, 256))
+	if err != nil {
+		return ""
+	}
+	return string(v)
+}
+
+// errFormExpired is the answer to a POST without a valid form token.
+func errFormExpired() error {
+	return &pageError{
+		Status:      http.StatusForbidden,
+		Heading:     "This form has expired",
+		Message:     "The form was opened in an older session (or on another site), so onbehalf did not act on it. Reload the page and submit it again.",
+		ActionHref:  "/",
+		ActionLabel: "Back to onbehalf",
+	}
+}
+
+// formReadError says why a form could not be read: too large (the upload
+// limit), or cut off.
+func formReadError(err error, maxUpload int64) error {
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) || errors.Is(err, multipart.ErrMessageTooLarge) {
+		return &pageError{Status: http.StatusRequestEntityTooLarge, Heading: "The file is too large",
+			Message:    fmt.Sprintf("onbehalf accepts files up to %d MB (pasted rows up to 10 MB). Split the file into smaller ones and upload them one by one.", maxUpload>>20),
+			ActionHref: "/bulk", ActionLabel: "Back to bulk runs"}
+	}
+	return &pageError{Status: http.StatusBadRequest, Heading: "The upload did not arrive whole",
+		Message: "The form could not be read (the upload may have been interrupted). Try again.", ActionHref: "/bulk", ActionLabel: "Back to bulk runs", Err: err}
 }
 
 // requireAdmin lets signed-in admins through; others are sent to log in

@@ -2,7 +2,9 @@ package handlers
 
 import (
 	"context"
+	"io/fs"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -15,8 +17,10 @@ import (
 // Every state change is a POST (security promise 5).
 func (a *app) routes(e *echo.Echo) {
 	e.GET("/", a.handleHome())
-	e.GET("/login", a.handleLogin())
-	e.GET("/oauth/callback", a.handleCallback())
+	// Signing in is rate-limited per client address (promise 12).
+	e.GET("/login", a.handleLogin(), a.limitLogins)
+	e.POST("/login", a.handleReauth(), a.requireAdmin, a.limitLogins)
+	e.GET("/oauth/callback", a.handleCallback(), a.limitLogins)
 	e.POST("/logout", a.handleLogout(), a.requireAdmin)
 
 	// Middleware is attached per route, not with Group(""): an Echo group
@@ -63,9 +67,18 @@ func (a *app) routes(e *echo.Echo) {
 	e.GET("/favicon.ico", func(c echo.Context) error { return c.Redirect(http.StatusMovedPermanently, "/static/favicon.svg") })
 }
 
-// staticFiles serves the embedded CSS and JS.
+// staticFiles serves the embedded CSS and JS, files only: a directory
+// (the root included) is "not found" rather than a listing.
 func staticFiles() http.Handler {
-	return http.StripPrefix("/static/", http.FileServerFS(static.FS))
+	files := http.StripPrefix("/static/", http.FileServerFS(static.FS))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		name := strings.TrimPrefix(r.URL.Path, "/static/")
+		if info, err := fs.Stat(static.FS, strings.TrimSuffix(name, "/")); name == "" || err != nil || info.IsDir() {
+			http.NotFound(w, r)
+			return
+		}
+		files.ServeHTTP(w, r)
+	})
 }
 
 // cacheStatic lets browsers keep the small static files for an hour.

@@ -62,6 +62,7 @@ func Example() {
 	// onbehalf_bulk_rows{state="queued"} 40
 	// onbehalf_bulk_source_up 1
 	// onbehalf_http_requests_total{route="/as/requests/:id",status="200"} 1
+	// onbehalf_oauth_stray_callbacks_total 0
 	// onbehalf_throttle_wait_seconds_total 1
 	// onbehalf_throttle_waits_total 1
 	// onbehalf_zendesk_calls_total{endpoint="POST /api/v2/tickets/{id}/satisfaction_rating",status="429"} 1

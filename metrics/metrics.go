@@ -42,6 +42,7 @@ type Metrics struct {
 
 	throttle *throttleCollector
 	bulk     *bulkCollector
+	security *security
 }
 
 // New returns a Metrics with every onbehalf metric registered, plus the Go
@@ -74,6 +75,7 @@ func New() *Metrics {
 		}),
 		throttle: newThrottleCollector(),
 		bulk:     newBulkCollector(),
+		security: newSecurity(),
 	}
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),
@@ -82,6 +84,7 @@ func New() *Metrics {
 		m.zendeskCalls, m.zendeskDuration, m.zendeskRateLimited,
 		m.throttle, m.bulk,
 	)
+	m.reg.MustRegister(m.security.collectors()...)
 	return m
 }
 

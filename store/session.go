@@ -26,10 +26,17 @@ import (
 // DeleteSessionsByAdmin can end every session of one admin.
 const SessionAdminKey = "admin_id"
 
+// SessionGrantKey is the session value holding the id of the grant the
+// session uses (an int64). Save mirrors it into the record's grant_id
+// column, so the grant sweep can tell which grants no live session uses.
+const SessionGrantKey = "grant_id"
+
 // Session defaults; see SessionOptions.
 const (
 	// DefaultSessionCookieName is the cookie name when none is configured.
 	DefaultSessionCookieName = "onbehalf"
+	// SecureCookiePrefix starts the default cookie name on https.
+	SecureCookiePrefix = "__Host-"
 	// DefaultSessionIdleTimeout ends sessions unused for this long.
 	DefaultSessionIdleTimeout = 2 * time.Hour
 	// DefaultSessionAbsoluteTimeout ends sessions this long after login.
@@ -47,7 +54,10 @@ const sessionIDLen = 32
 // SessionOptions configures a SessionStore.
 type SessionOptions struct {
 	// CookieName is used when Get or New is called with an empty name;
-	// default "onbehalf".
+	// default "onbehalf", or "__Host-onbehalf" when Secure: browsers then
+	// accept the cookie only if it is Secure, for Path=/ and set by this
+	// exact host, so neither a sibling subdomain nor a plain-http page can
+	// plant or overwrite it.
 	CookieName string
 	// Secure sets the cookie's Secure attribute (whenever PUBLIC_URL is https).
 	Secure bool
@@ -157,6 +167,9 @@ var _ sessions.Store = (*SessionStore)(nil)
 func (db *DB) SessionStore(opts SessionOptions) *SessionStore {
 	if opts.CookieName == "" {
 		opts.CookieName = DefaultSessionCookieName
+		if opts.Secure {
+			opts.CookieName = SecureCookiePrefix + DefaultSessionCookieName
+		}
 	}
 	if opts.IdleTimeout <= 0 {
 		opts.IdleTimeout = DefaultSessionIdleTimeout
@@ -249,6 +262,9 @@ func (s *SessionStore) New(r *http.Request, name string) (*sessions.Session, err
 
 // Save writes the session and sets its cookie.
 //
+// A new session lives until the absolute timeout, or sess.Options.MaxAge
+// seconds when that is shorter (login attempts ask for a short life).
+//
 // With Options.MaxAge < 0 it deletes the record and sends an expiring cookie
 // instead. Otherwise a session without an ID gets a fresh random one and a
 // new record; a session with an ID must still have its record — a session
@@ -270,18 +286,28 @@ func (s *SessionStore) Save(r *http.Request, w http.ResponseWriter, sess *sessio
 	if err != nil {
 		return fmt.Errorf("store: save session: %w", err)
 	}
+	grantID, err := mirroredID(sess.Values, SessionGrantKey)
+	if err != nil {
+		return fmt.Errorf("store: save session: %w", err)
+	}
 	now := toDBTime(s.db.now())
 	var raw []byte
 	var maxAge int64
 	if sess.ID == "" {
 		raw = make([]byte, sessionIDLen)
 		rand.Read(raw) // never fails; panics if the OS RNG is broken
-		expires := now + s.opts.AbsoluteTimeout.Microseconds()
+		lifetime := s.opts.AbsoluteTimeout
+		if sess.Options != nil && sess.Options.MaxAge > 0 {
+			// A shorter life asked for a new session (the pre-login one)
+			// is kept; a longer one is not granted.
+			lifetime = min(lifetime, time.Duration(sess.Options.MaxAge)*time.Second)
+		}
+		expires := now + lifetime.Microseconds()
 		idle := min(now+s.opts.IdleTimeout.Microseconds(), expires)
 		if _, err := s.db.exec(ctx, `INSERT INTO sessions
-			(id_hash, admin_id, data, created_at, last_seen, idle_expires_at, expires_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?)`,
-			hashSessionID(raw), adminID, data, now, now, idle, expires); err != nil {
+			(id_hash, admin_id, grant_id, data, created_at, last_seen, idle_expires_at, expires_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+			hashSessionID(raw), adminID, grantID, data, now, now, idle, expires); err != nil {
 			return fmt.Errorf("store: create session: %w", err)
 		}
 		maxAge = expires - now
@@ -292,11 +318,11 @@ func (s *SessionStore) Save(r *http.Request, w http.ResponseWriter, sess *sessio
 		}
 		var expires int64
 		err = s.db.queryRow(ctx, `UPDATE sessions
-			SET admin_id = ?, data = ?, last_seen = ?,
+			SET admin_id = ?, grant_id = ?, data = ?, last_seen = ?,
 			    idle_expires_at = CASE WHEN ? < expires_at THEN ? ELSE expires_at END
 			WHERE id_hash = ? AND expires_at > ? AND idle_expires_at > ?
 			RETURNING expires_at`,
-			adminID, data, now,
+			adminID, grantID, data, now,
 			now+s.opts.IdleTimeout.Microseconds(), now+s.opts.IdleTimeout.Microseconds(),
 			hashSessionID(raw), now, now).Scan(&expires)
 		if errors.Is(err, sql.ErrNoRows) {
@@ -430,6 +456,21 @@ func decodeSessionID(id string) ([]byte, error) {
 type sessionValue struct {
 	Type  string          `json:"t"`
 	Value json.RawMessage `json:"v"`
+}
+
+// mirroredID is the integer session value under key, as a column value:
+// nil when absent, an error when it is not an integer.
+func mirroredID(values map[any]any, key string) (any, error) {
+	switch id := values[key].(type) {
+	case nil:
+		return nil, nil
+	case int64:
+		return id, nil
+	case int:
+		return int64(id), nil
+	default:
+		return nil, fmt.Errorf("session value %q has type %T, want int64: %w", key, id, ErrInvalid)
+	}
 }
 
 // encodeSessionValues encodes values as typed JSON and returns the admin id

@@ -5,6 +5,7 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"os"
 	"reflect"
 	"strings"
 	"time"
@@ -62,6 +63,9 @@ type writeTurn struct {
 }
 
 func newSQLiteConnector(dsn string) (*sqliteConnector, error) {
+	if err := ownerOnlyFiles(dsn); err != nil {
+		return nil, err
+	}
 	inner, err := sqlite.NewConnector(dsn)
 	if err != nil {
 		return nil, err
@@ -488,4 +492,24 @@ func (r *sqliteRows) ColumnTypeScanType(i int) reflect.Type {
 		return t.ColumnTypeScanType(i)
 	}
 	return reflect.TypeFor[any]()
+}
+
+// ownerOnlyFiles makes the database file readable by the app's user alone
+// (0600) before SQLite opens it: the file holds sessions, encrypted tokens
+// and the audit trail. SQLite gives the WAL and shared-memory files the
+// database file's mode, so they follow; any left from an earlier start with
+// a wider mode are tightened too.
+func ownerOnlyFiles(dsn string) error {
+	path, _, _ := strings.Cut(strings.TrimPrefix(dsn, "file:"), "?")
+	f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("create %s: %w", path, err)
+	}
+	f.Close()
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		if err := os.Chmod(p, 0o600); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("restrict %s to its owner: %w", p, err)
+		}
+	}
+	return nil
 }
