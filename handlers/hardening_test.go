@@ -404,9 +404,9 @@ func TestAuditCSVNeutralisesHiddenFormulas(t *testing.T) {
 	if err != nil || len(recs) < 1+len(hostile) {
 		t.Fatalf("audit CSV: %d records, err %v: %.300s", len(recs), err, r.Body)
 	}
-	col, admin := slices.Index(recs[0], "end_user"), slices.Index(recs[0], "admin")
+	col, admin := slices.Index(recs[0], "End user"), slices.Index(recs[0], "Admin")
 	if col < 0 || admin < 0 {
-		t.Fatalf("audit CSV header %q lacks end_user or admin", recs[0])
+		t.Fatalf("audit CSV header %q lacks End user or Admin", recs[0])
 	}
 	checked := 0
 	for _, rec := range recs[1:] {
