@@ -61,3 +61,43 @@ func (db *DB) ExpirePreviews(ctx context.Context, cutoff time.Time) (int, error)
 	}
 	return int(n), nil
 }
+
+// Repeat is an earlier run that already sent some rows of a preview: the
+// same action on the same target with the same content.
+type Repeat struct {
+	RunID    int64
+	At       time.Time // when the earlier run was uploaded
+	FileName string
+	Rows     int // how many rows of the preview it already sent
+}
+
+// RepeatedRows finds, for a run in preview, the earlier runs that already
+// sent (done) rows with the same target and the same action, content
+// included, newest run first.
+func (db *DB) RepeatedRows(ctx context.Context, runID int64) ([]Repeat, error) {
+	rows, err := db.query(ctx, `SELECT o.run_id, r.created_at, r.file_name, COUNT(DISTINCT p.number)
+		FROM bulk_rows p
+		JOIN bulk_rows o ON o.row_key = p.row_key AND o.state = ? AND o.run_id <> p.run_id AND o.action = p.action
+		JOIN bulk_runs r ON r.id = o.run_id
+		WHERE p.run_id = ? AND p.state = ? AND p.row_key <> ''
+		GROUP BY o.run_id, r.created_at, r.file_name
+		ORDER BY r.created_at DESC, o.run_id DESC`, RowDone, runID, RowPending)
+	if err != nil {
+		return nil, fmt.Errorf("store: repeated rows of run %d: %w", runID, err)
+	}
+	defer rows.Close()
+	var out []Repeat
+	for rows.Next() {
+		var r Repeat
+		var at int64
+		if err := rows.Scan(&r.RunID, &at, &r.FileName, &r.Rows); err != nil {
+			return nil, fmt.Errorf("store: repeated rows of run %d: %w", runID, err)
+		}
+		r.At = fromDBTime(at)
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: repeated rows of run %d: %w", runID, err)
+	}
+	return out, nil
+}

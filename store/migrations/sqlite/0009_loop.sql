@@ -5,3 +5,6 @@
 -- that confirming skips the rows the pre-flight found Zendesk would refuse.
 ALTER TABLE bulk_runs ADD COLUMN score_map TEXT NOT NULL DEFAULT '{}';
 ALTER TABLE bulk_runs ADD COLUMN skip_refused INTEGER NOT NULL DEFAULT 0;
+-- Rows already sent, by what they did, so a preview can warn that a file
+-- was sent before (store.RepeatedRows).
+CREATE INDEX bulk_rows_done_key ON bulk_rows (row_key) WHERE state = 'done';
