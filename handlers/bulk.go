@@ -505,7 +505,7 @@ func (a *app) handleRetry() echo.HandlerFunc {
 			return err
 		}
 		a.auditRun(c, run, opRetry, store.OutcomeOK,
-			fmt.Sprintf("Retried %s of run #%d as run #%d (in preview)", countOf(retry.Total, "failed row", "failed rows"), id, newID))
+			fmt.Sprintf("Retried the %s of run #%d as run #%d (in preview)", countOf(retry.Total, "failed row", "failed rows"), id, newID))
 		if err := a.setNotice(c, fmt.Sprintf("A new run was prepared from the failed rows of run #%d. Check it and confirm to send.", id)); err != nil {
 			return err
 		}

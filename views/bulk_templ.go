@@ -1709,9 +1709,9 @@ func confirmForm(p RunPage, send string, writes int, label, estimate string, pri
 				return templ_7745c5c3_Err
 			}
 			var templ_7745c5c3_Var92 string
-			templ_7745c5c3_Var92, templ_7745c5c3_Err = templruntime.NewAttributeExpression("confirm-" + send).Resolve(ctx)
+			templ_7745c5c3_Var92, templ_7745c5c3_Err = templruntime.NewAttributeExpression(confirmTestID(send, primary)).Resolve(ctx)
 			if templ_7745c5c3_Err != nil {
-				return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/bulk.templ`, Line: 289, Col: 94}
+				return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/bulk.templ`, Line: 289, Col: 105}
 			}
 			_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ_7745c5c3_Var92)
 			if templ_7745c5c3_Err != nil {
@@ -1738,7 +1738,7 @@ func confirmForm(p RunPage, send string, writes int, label, estimate string, pri
 		var templ_7745c5c3_Var93 string
 		templ_7745c5c3_Var93, templ_7745c5c3_Err = templ.JoinStringErrs(label)
 		if templ_7745c5c3_Err != nil {
-			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/bulk.templ`, Line: 289, Col: 104}
+			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/bulk.templ`, Line: 289, Col: 115}
 		}
 		_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var93))
 		if templ_7745c5c3_Err != nil {
@@ -3292,6 +3292,15 @@ func estimateText(p RunPage) string {
 		s += " (" + p.EstimateAccepted + " for the rows Zendesk would accept)"
 	}
 	return s + "."
+}
+
+// confirmTestID names the main confirm button "confirm" and the other one
+// "confirm-" and its choice, for tests.
+func confirmTestID(send string, primary bool) string {
+	if primary {
+		return "confirm"
+	}
+	return "confirm-" + send
 }
 
 var _ = templruntime.GeneratedTemplate
