@@ -126,6 +126,7 @@ func (a *app) handleAuditCSV() echo.HandlerFunc {
 		h.Set(echo.HeaderContentType, "text/csv; charset=utf-8")
 		h.Set(echo.HeaderContentDisposition, fmt.Sprintf(`attachment; filename="onbehalf-audit-%s.csv"`, a.now().UTC().Format("20060102-150405")))
 		c.Response().WriteHeader(http.StatusOK)
+		_, _ = c.Response().Write([]byte("\uFEFF")) // a byte order mark: spreadsheet apps then read the names as UTF-8
 		w := csv.NewWriter(c.Response())
 		_ = w.Write([]string{"time", "admin_id", "admin", "action", "end_user_id", "end_user", "ticket_id", "outcome", "detail", "zendesk_id", "run_id", "request_id"})
 		sf.Limit = store.MaxAuditLimit

@@ -435,3 +435,15 @@ func TestBulkRepeatWarningAndDiscard(t *testing.T) {
 		t.Errorf("the sent run went with the previews: %v", err)
 	}
 }
+
+// TestAuditCSVHasByteOrderMark checks that the audit CSV starts with a
+// UTF-8 byte order mark, so spreadsheet apps show non-ASCII names right.
+func TestAuditCSVHasByteOrderMark(t *testing.T) {
+	t.Parallel()
+	app := newTestApp(t, testAppOptions{})
+	s := loginAs(t, app, sandbox.DemoAdminEmail)
+	recs := readCSV(t, s.get("/audit.csv").Body, ',')
+	if len(recs) == 0 || recs[0][0] != "time" {
+		t.Errorf("audit CSV header %q", recs)
+	}
+}
