@@ -67,7 +67,8 @@ func synonyms(k actions.Kind, f Field) []string {
 		return []string{"ticketid", "ticket", "request", "requestid", "id", "#", "ticket#", "ticketnumber",
 			"ticketno", "requestnumber"}
 	case FieldScore:
-		return []string{"score", "rating", "satisfaction", "satisfactionrating", "satisfactionscore"}
+		return []string{"score", "rating", "satisfaction", "satisfactionrating", "satisfactionscore", "stars",
+			"starrating", "csat", "csatscore", "nps", "npsscore", "surveyscore", "surveyrating"}
 	case FieldComment:
 		return []string{"comment", "note", "notes", "ratingcomment"}
 	case FieldReason:
@@ -195,6 +196,8 @@ func (p parser) parse(cells []string) (actions.Action, []string, string) {
 				return nil, nil, fmt.Sprintf("Left out: the score mapping leaves %q out.", r.Score)
 			}
 			r.Score = to
+		} else if r.Score != "" {
+			parseErrs[FieldScore] = fmt.Sprintf("%q is neither good nor bad. Choose what it means under “Scores” on this page, or write good or bad in the file.", r.Score)
 		}
 		if s := cell(FieldReason); s != "" {
 			code, msg := p.reasons.code(s)

@@ -1,6 +1,7 @@
 package bulk
 
 import (
+	"cmp"
 	"context"
 	"slices"
 	"strconv"
@@ -34,8 +35,8 @@ type ScoreValue struct {
 const maxScoreValues = 40
 
 // ScoreValues lists the distinct values of a rating run's score column
-// (under its current mapping), with how many rows hold each, in order of
-// first appearance, each with GuessScores' proposal. Rows broken in
+// (under its current mapping), with how many rows hold each, numbers from
+// the highest down and then words by count, each with GuessScores' proposal. Rows broken in
 // themselves (quoting, cell count) are not counted. more is true when the
 // column holds more than 40 distinct values: then it is not a score a
 // mapping can sensibly translate.
@@ -69,6 +70,22 @@ func ScoreValues(ctx context.Context, db *store.DB, run *store.Run) (vals []Scor
 	if err != nil {
 		return nil, false, err
 	}
+	// Numbers from the highest down (5 stars first), then words by how
+	// many rows hold them.
+	slices.SortStableFunc(vals, func(a, b ScoreValue) int {
+		na, _, aok := scoreNumber(a.Key)
+		nb, _, bok := scoreNumber(b.Key)
+		switch {
+		case aok && bok:
+			return cmp.Compare(nb, na)
+		case aok != bok:
+			if aok {
+				return -1
+			}
+			return 1
+		}
+		return cmp.Compare(b.Count, a.Count)
+	})
 	keys := make([]string, len(vals))
 	for i, v := range vals {
 		keys[i] = v.Key

@@ -260,7 +260,7 @@ func (a *app) previewPage(ctx context.Context, p *views.RunPage, run *store.Run,
 		}
 		p.MappingIncomplete = true
 		p.Error = fmt.Sprintf("No column of this file is chosen for %s, so the rows cannot be read yet. "+
-			"Choose %s under “Columns” below (or change the action if this file is meant for another one); "+
+			"Choose %s under “Action and columns” below (or change the action if this file is meant for another one); "+
 			"the rows are then checked again from the file you uploaded, without a new upload.",
 			joinAnd(names), map[bool]string{true: "it", false: "them"}[len(names) == 1])
 	}
@@ -275,14 +275,12 @@ func (a *app) previewPage(ctx context.Context, p *views.RunPage, run *store.Run,
 				scoreErrors = true
 			}
 		}
-		switch {
-		case !r.Valid && len(p.FirstErrors) < 10 && !p.MappingIncomplete:
-			p.FirstErrors = append(p.FirstErrors, rowView(r, run.Kind, len(run.Header)))
-		case r.Valid && r.PreflightError != "" && len(p.FirstRefusals) < 10:
-			p.FirstRefusals = append(p.FirstRefusals, views.RowView{Number: r.Number, Error: r.PreflightError})
-		}
 	}
 	p.LeftOut = counts.Skipped
+	p.ScoreErrors = scoreErrors
+	// A survey's own scale: no value is good or bad. Its rows' score
+	// errors are then one matter for the score mapping, not a list.
+	surveyScale := false
 	if kind == actions.KindRate && !p.MappingIncomplete && (scoreErrors || len(run.ScoreMap) > 0) {
 		vals, more, err := bulk.ScoreValues(ctx, a.db, run)
 		if err != nil {
@@ -290,16 +288,26 @@ func (a *app) previewPage(ctx context.Context, p *views.RunPage, run *store.Run,
 		}
 		p.ScoresTooMany = more
 		if bulk.NeedsScoreMap(vals) && !more {
+			surveyScale = true
 			for _, v := range vals {
 				choice, ok := run.ScoreMap[v.Key]
 				if !ok {
 					choice = v.Guess
 				}
 				if v.Key == bulk.ScoreGood || v.Key == bulk.ScoreBad {
-					choice = v.Key
+					choice, surveyScale = v.Key, false
 				}
 				p.Scores = append(p.Scores, views.ScoreChoice{Value: v.Value, Key: v.Key, Count: v.Count, Choice: choice})
 			}
+		}
+	}
+	p.SurveyScale = surveyScale
+	for _, r := range errs {
+		switch {
+		case !r.Valid && len(p.FirstErrors) < 10 && !p.MappingIncomplete && !(surveyScale && onlyScoreErrors(r.Errors)):
+			p.FirstErrors = append(p.FirstErrors, rowView(r, run.Kind, len(run.Header)))
+		case r.Valid && r.PreflightError != "" && len(p.FirstRefusals) < 10:
+			p.FirstRefusals = append(p.FirstRefusals, views.RowView{Number: r.Number, Error: r.PreflightError})
 		}
 	}
 	if run.Preflighted {
@@ -374,4 +382,15 @@ func cmpOr[T comparable](v, def T) T {
 		return def
 	}
 	return v
+}
+
+// onlyScoreErrors reports whether a row's only errors are about its score,
+// which the score mapping (not the file) fixes.
+func onlyScoreErrors(errs []string) bool {
+	for _, e := range errs {
+		if !strings.HasPrefix(e, string(bulk.FieldScore)+": ") {
+			return false
+		}
+	}
+	return len(errs) > 0
 }

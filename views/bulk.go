@@ -122,6 +122,11 @@ type RunPage struct {
 	// mapping; ScoresTooMany says the column has too many to map.
 	Scores        []ScoreChoice
 	ScoresTooMany bool
+	// ScoreErrors is true when some rows' scores are neither good nor bad.
+	ScoreErrors bool
+	// SurveyScale is true when no score value is good or bad: the rows'
+	// score errors are then left to the score mapping, not listed.
+	SurveyScale bool
 	// ScoreMap describes the run's score mapping, "" for none.
 	ScoreMap string
 	// LeftOut counts the rows the score mapping leaves out.
