@@ -1572,7 +1572,7 @@ func previewSummary(p RunPage) templ.Component {
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
-			if p.ToFix > 0 && len(p.FirstRefusals) == 0 && !p.MappingIncomplete {
+			if p.ToFix > 0 && len(p.FirstRefusals) == 0 && !p.MappingIncomplete && !(p.SurveyScale && p.ScoreErrors) {
 				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 152, "<p class=\"small\"><a href=\"")
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
