@@ -230,6 +230,13 @@ func TestBulkPastedRowsAndRetryFailed(t *testing.T) {
 		!strings.Contains(r.Body, "may pass by itself") {
 		t.Errorf("default retry of a permanent failure: status %d, want 409 saying why: %.300s", r.Status, r.Body)
 	}
+	others := s.get(fmt.Sprintf("/bulk/runs/%d", id)).doc(t)
+	if li := others.Find(`[data-testid="retry-other"]`).Text(); !strings.Contains(li, "Row 3") || !strings.Contains(li, "closed") {
+		t.Errorf("the finished run does not list the closed row as one that would fail again: %q", li)
+	}
+	if others.Find(`[data-testid="retry"]`).Length() != 0 {
+		t.Error("the run offers to retry rows that may pass, but it has none")
+	}
 	retry := s.act(fmt.Sprintf("/bulk/runs/%d/retry", id), url.Values{"rows": {"all"}})
 	newID := runIDFrom(t, retry)
 	if newID == id {
