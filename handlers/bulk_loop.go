@@ -38,8 +38,13 @@ var reasonsCache = struct {
 
 type cachedReasons struct {
 	reasons bulk.Reasons
+	note    string // why the list could not be read, "" when it was
 	at      time.Time
 }
+
+// reasonsRetry is how soon a list that could not be read is asked for
+// again: a Zendesk that does not answer must not slow every bulk page.
+const reasonsRetry = 30 * time.Second
 
 // reasonsFor returns the account's reasons for a bad rating, read as the
 // signed-in admin (GET /api/v2/satisfaction_reasons). On failure it returns
@@ -49,20 +54,26 @@ func (a *app) reasonsFor(c echo.Context) (bulk.Reasons, string) {
 	reasonsCache.Lock()
 	cr, ok := reasonsCache.m[a.zendeskURL]
 	reasonsCache.Unlock()
-	if ok && a.now().Sub(cr.at) < reasonsTTL {
-		return cr.reasons, ""
+	if ok && (cr.note == "" && a.now().Sub(cr.at) < reasonsTTL || cr.note != "" && a.now().Sub(cr.at) < reasonsRetry) {
+		return cr.reasons, cr.note
+	}
+	failed := func(note string) (bulk.Reasons, string) {
+		reasonsCache.Lock()
+		reasonsCache.m[a.zendeskURL] = cachedReasons{note: note, at: a.now()}
+		reasonsCache.Unlock()
+		return nil, note
 	}
 	zc, err := a.zendeskFor(c)
 	if err != nil {
-		return nil, "onbehalf could not read this account's reasons for a bad rating, so reason codes are not checked before sending."
+		return failed("onbehalf could not read this account's reasons for a bad rating, so any whole-number reason code is taken as it is.")
 	}
 	ctx, cancel := context.WithTimeout(c.Request().Context(), 10*time.Second)
 	defer cancel()
 	list, err := zc.SatisfactionReasons(ctx)
 	if err != nil {
 		a.log.Warn("read satisfaction reasons", "err", err)
-		return nil, "onbehalf could not read this account's reasons for a bad rating (" + actions.Explain(err).Message +
-			") Reason codes are not checked before sending."
+		return failed("onbehalf could not read this account's reasons for a bad rating (" + actions.Explain(err).Message +
+			") Until it can, any whole-number reason code is taken as it is, and names are not.")
 	}
 	rs := make(bulk.Reasons, 0, len(list))
 	for _, r := range list {
