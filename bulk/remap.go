@@ -10,14 +10,6 @@ import (
 	"github.com/onbehalf/onbehalf/store"
 )
 
-// Remap re-checks a run still in preview under a new column mapping, from
-// the cells stored at upload: the mapping form fixes a file's columns
-// without a new upload. Rows keep their numbers; duplicates are found again
-// in row order.
-func Remap(ctx context.Context, db *store.DB, runID int64, m Mapping) error {
-	return RecheckRun(ctx, db, runID, Recheck{Mapping: m, KeepScores: true})
-}
-
 // Recheck is what a re-check of a previewed run changes: all of it is
 // read again from the cells stored at upload, without a new upload.
 type Recheck struct {

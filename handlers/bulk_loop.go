@@ -352,20 +352,28 @@ const maxRetryOthers = 10
 // may pass by itself (retried by default) and the others, listed with their
 // reasons.
 func (a *app) retryChoices(ctx context.Context, p *views.RunPage, runID int64) error {
-	return a.db.EachRunRow(ctx, runID, func(r store.RunRow) error {
-		if r.State != store.RowFailed {
+	// Only the failed rows are read (by state, a page at a time), not the run.
+	f := store.RowFilter{States: []string{store.RowFailed}, Limit: store.MaxListLimit}
+	for {
+		rows, _, err := a.db.ListRunRows(ctx, runID, f)
+		if err != nil {
+			return err
+		}
+		for _, r := range rows {
+			if bulk.MayPassOnRetry(r) {
+				p.RetryMayPass++
+				continue
+			}
+			p.RetryOthersCount++
+			if len(p.RetryOthers) < maxRetryOthers {
+				p.RetryOthers = append(p.RetryOthers, views.RowView{Number: r.Number, Error: r.Error})
+			}
+		}
+		if len(rows) < f.Limit {
 			return nil
 		}
-		if bulk.MayPassOnRetry(r) {
-			p.RetryMayPass++
-			return nil
-		}
-		p.RetryOthersCount++
-		if len(p.RetryOthers) < maxRetryOthers {
-			p.RetryOthers = append(p.RetryOthers, views.RowView{Number: r.Number, Error: r.Error})
-		}
-		return nil
-	})
+		f.FromNumber = rows[len(rows)-1].Number + 1
+	}
 }
 
 // scoreMapText describes a run's score mapping for its page: `"5" → good,
