@@ -23,6 +23,7 @@ import (
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
+	"github.com/onbehalf/onbehalf/bulk"
 	"github.com/onbehalf/onbehalf/zendesk/sandbox"
 )
 
@@ -403,7 +404,7 @@ func checkResultsCSV(t *testing.T, body string, rows []bulkRow) {
 	if err != nil {
 		t.Fatalf("results CSV does not parse: %v\n%s", err, body)
 	}
-	wantHeader := append(append([]string{}, bulkHeader...), "status", "http_status", "error", "zendesk_id")
+	wantHeader := append(append([]string{}, bulkHeader...), bulk.ResultColumns...)
 	if len(recs) == 0 || strings.Join(recs[0], ",") != strings.Join(wantHeader, ",") {
 		t.Fatalf("results CSV header %q, want %q", recs[0], wantHeader)
 	}
@@ -418,7 +419,10 @@ func checkResultsCSV(t *testing.T, body string, rows []bulkRow) {
 		if got, want := strings.Join(rec[:len(bulkHeader)], "|"), strings.Join(in.cells(), "|"); got != want {
 			t.Errorf("results row %d: input cells %q, want %q", rowNumber(i), got, want)
 		}
-		status, httpStatus, msg, zid := rec[col("status")], rec[col("http_status")], rec[col("error")], rec[col("zendesk_id")]
+		if rec[col("row")] != strconv.Itoa(rowNumber(i)) {
+			t.Errorf("results line %d names row %q, want %d", i+2, rec[col("row")], rowNumber(i))
+		}
+		status, httpStatus, msg, zid := rec[col("outcome")], rec[col("http_status")], rec[col("error")], rec[col("zendesk_id")]
 		counts[status]++
 		switch in.bad {
 		case "":

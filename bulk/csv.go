@@ -47,6 +47,10 @@ type Options struct {
 	// Summary.MissingColumns says what is missing, so the preview can offer
 	// the mapping form (see Remap).
 	AllowMissingColumns bool
+	// Reasons is the account's list of reasons for a bad rating: a
+	// reason cell must give one of their codes or names. nil takes any
+	// whole-number code (the list could not be read).
+	Reasons Reasons
 }
 
 // Row is one data row of the file, valid or not.
@@ -70,6 +74,9 @@ type Row struct {
 	// Duplicate reports that an earlier row has the same Key. The row stays
 	// valid; the preview counts and shows it.
 	Duplicate bool
+	// LeftOut, when not "", says why the score mapping leaves this row
+	// out: it has no Action and no Errors, and nothing is sent for it.
+	LeftOut string
 }
 
 // Summary describes a file Read went through.
@@ -247,7 +254,7 @@ func Read(r io.Reader, k actions.Kind, opt Options, emit func(batch []Row) error
 				Err: ErrTooManyRows,
 			}
 		}
-		row := buildRow(k, sum.Mapping, sum.Header, rec)
+		row := buildRow(parser{kind: k, m: sum.Mapping, reasons: opt.Reasons}, sum.Header, rec)
 		if row.Action == nil {
 			sum.Invalid++
 		} else {
@@ -281,9 +288,9 @@ func Read(r io.Reader, k actions.Kind, opt Options, emit func(batch []Row) error
 }
 
 // buildRow checks one record's shape and encoding, then parses it.
-func buildRow(k actions.Kind, m Mapping, header []string, rec record) Row {
+func buildRow(p parser, header []string, rec record) Row {
 	row := Row{Number: rec.number, Cells: storableCells(rec.cells)}
-	row.Errors = limitCells(m, header, row.Cells)
+	row.Errors = limitCells(p.m, header, row.Cells)
 	switch {
 	case rec.parseErr != nil:
 		row.Errors = append(row.Errors, quoteProblem(rec.parseErr, header, len(rec.cells)))
@@ -303,7 +310,7 @@ func buildRow(k actions.Kind, m Mapping, header []string, rec record) Row {
 	if len(row.Errors) > 0 {
 		return row
 	}
-	row.Action, row.Errors = Parse(k, m, rec.cells)
+	row.Action, row.Errors, row.LeftOut = p.parse(rec.cells)
 	return row
 }
 

@@ -333,7 +333,7 @@ func TestReadRows(t *testing.T) {
 			want: []wantRow{
 				{number: 2, errs: []string{`user: "bob" is neither an email address nor a Zendesk user id`}},
 				{number: 3, errs: []string{`ticket: "abc" is not a ticket number; write it as 123 or #123.`,
-					`score: The score must be good or bad, not "great"`}},
+					`score: "great" is neither good nor bad`}},
 				{number: 4, errs: []string{`reason: "x" is not a reason code`}},
 				{number: 5, errs: []string{"reason: A reason can only be given with a bad rating."}},
 			},

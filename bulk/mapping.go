@@ -67,7 +67,8 @@ func synonyms(k actions.Kind, f Field) []string {
 		return []string{"ticketid", "ticket", "request", "requestid", "id", "#", "ticket#", "ticketnumber",
 			"ticketno", "requestnumber"}
 	case FieldScore:
-		return []string{"score", "rating", "satisfaction", "satisfactionrating", "satisfactionscore"}
+		return []string{"score", "rating", "satisfaction", "satisfactionrating", "satisfactionscore", "stars",
+			"starrating", "csat", "csatscore", "nps", "npsscore", "surveyscore", "surveyrating"}
 	case FieldComment:
 		return []string{"comment", "note", "notes", "ratingcomment"}
 	case FieldReason:
@@ -130,6 +131,26 @@ func GuessMapping(k actions.Kind, header []string) Mapping {
 // Each error is a sentence prefixed with its field ("score: ..."), in the
 // order of Fields. The action is nil whenever there is an error.
 func Parse(k actions.Kind, m Mapping, cells []string) (actions.Action, []string) {
+	a, errs, _ := parser{kind: k, m: m}.parse(cells)
+	return a, errs
+}
+
+// parser reads rows of one kind: the column mapping, and for ratings the
+// score mapping and the account's reasons for a bad rating.
+type parser struct {
+	kind actions.Kind
+	m    Mapping
+	// scores maps a score cell (scoreKey) to "good", "bad" or "" (leave
+	// the row out); nil accepts good and bad only.
+	scores map[string]string
+	// reasons is the account's list; nil accepts any whole-number code.
+	reasons Reasons
+}
+
+// parse is Parse with the score mapping and the reasons: leftOut, when not
+// "", says why the score mapping leaves the row out (no action, no error).
+func (p parser) parse(cells []string) (actions.Action, []string, string) {
+	k, m := p.kind, p.m
 	cell := func(f Field) string {
 		i, ok := m[f]
 		if !ok || i < 0 || i >= len(cells) {
@@ -141,7 +162,19 @@ func Parse(k actions.Kind, m Mapping, cells []string) (actions.Action, []string)
 	// Validate's message for the same field, which would only say the
 	// value is missing.
 	parseErrs := map[Field]string{}
+	// A required field with no column is the mapping's fault, not the
+	// row's: say so once per row, in the same words as the page.
+	req, _ := Fields(k)
+	for _, f := range req {
+		if i, ok := m[f]; !ok || i < 0 {
+			noun, _ := fieldNoun(k, f)
+			parseErrs[f] = fmt.Sprintf("Not read yet: no column is chosen for %s.", noun)
+		}
+	}
 	id := func(noun string) int64 {
+		if _, ok := parseErrs[FieldTicket]; ok {
+			return 0
+		}
 		s := cell(FieldTicket)
 		n, ok := parseID(s)
 		if !ok {
@@ -156,15 +189,22 @@ func Parse(k actions.Kind, m Mapping, cells []string) (actions.Action, []string)
 		r := actions.Rate{User: cell(FieldUser), Comment: cell(FieldComment)}
 		r.Ticket = id("ticket")
 		r.Score = cell(FieldScore)
-		if low := strings.ToLower(r.Score); low == "good" || low == "bad" {
+		if low := scoreKey(r.Score); low == "good" || low == "bad" {
 			r.Score = low
+		} else if to, ok := p.scores[low]; ok && r.Score != "" {
+			if to == "" {
+				return nil, nil, fmt.Sprintf("Left out: the score mapping leaves %q out.", r.Score)
+			}
+			r.Score = to
+		} else if r.Score != "" {
+			parseErrs[FieldScore] = fmt.Sprintf("%q is neither good nor bad. Choose what it means under “Scores” on this page, or write good or bad in the file.", r.Score)
 		}
 		if s := cell(FieldReason); s != "" {
-			n, err := strconv.Atoi(s)
-			if err != nil {
-				parseErrs[FieldReason] = fmt.Sprintf("%q is not a reason code; give Zendesk's reason code as a whole number.", s)
+			code, msg := p.reasons.code(s)
+			if msg != "" {
+				parseErrs[FieldReason] = msg
 			}
-			r.ReasonCode = n
+			r.ReasonCode = code
 		}
 		a = r
 	case actions.KindCreateRequest:
@@ -174,7 +214,7 @@ func Parse(k actions.Kind, m Mapping, cells []string) (actions.Action, []string)
 	case actions.KindSolve:
 		a = actions.Solve{User: cell(FieldUser), Request: id("request"), Comment: cell(FieldComment)}
 	default:
-		return nil, []string{fmt.Sprintf("Unknown action %q.", k)}
+		return nil, []string{fmt.Sprintf("Unknown action %q.", k)}, ""
 	}
 
 	msgs := map[string]string{}
@@ -193,9 +233,9 @@ func Parse(k actions.Kind, m Mapping, cells []string) (actions.Action, []string)
 		}
 	}
 	if len(msgs) == 0 {
-		return a, nil
+		return a, nil, ""
 	}
-	return nil, orderedErrors(k, msgs)
+	return nil, orderedErrors(k, msgs), ""
 }
 
 // orderedErrors renders field messages as "field: message", in the kind's

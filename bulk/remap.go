@@ -10,33 +10,70 @@ import (
 	"github.com/onbehalf/onbehalf/store"
 )
 
-// Remap re-checks a run still in preview under a new column mapping, from
-// the cells stored at upload: the mapping form fixes a file's columns
-// without a new upload. Rows keep their numbers; duplicates are found again
-// in row order.
-func Remap(ctx context.Context, db *store.DB, runID int64, m Mapping) error {
+// Recheck is what a re-check of a previewed run changes: all of it is
+// read again from the cells stored at upload, without a new upload.
+type Recheck struct {
+	// Kind is the run's new action; "" keeps it.
+	Kind actions.Kind
+	// Mapping is the column mapping to read the cells with.
+	Mapping Mapping
+	// Scores is the score mapping (scoreKey of a value to ScoreGood,
+	// ScoreBad or ScoreLeftOut); with KeepScores the run's own is kept.
+	Scores     map[string]string
+	KeepScores bool
+	// Reasons is the account's list of reasons for a bad rating; nil
+	// takes any whole-number code.
+	Reasons Reasons
+}
+
+// RecheckRun reads every row of a run still in preview again as rc says, in
+// one transaction, and records the new action, mappings and counts with
+// the run. A run that left preview gives store.ErrConflict.
+func RecheckRun(ctx context.Context, db *store.DB, runID int64, rc Recheck) error {
 	run, err := db.FindRunByID(ctx, runID)
 	if err != nil {
 		return fmt.Errorf("bulk: remap run %d: %w", runID, err)
 	}
 	k := actions.Kind(run.Kind)
-	if m, err = effectiveMapping(k, m, len(run.Header)); err != nil {
+	if rc.Kind != "" {
+		k = rc.Kind
+	}
+	if req, _ := Fields(k); req == nil {
+		return fmt.Errorf("bulk: remap run %d: unknown action %q", runID, k)
+	}
+	m, err := effectiveMapping(k, rc.Mapping, len(run.Header))
+	if err != nil {
 		return fmt.Errorf("bulk: remap run %d: %w", runID, err)
 	}
+	scores := rc.Scores
+	if rc.KeepScores {
+		scores = run.ScoreMap
+	}
+	if k != actions.KindRate {
+		scores = nil
+	}
+	p := parser{kind: k, m: m, scores: scores, reasons: rc.Reasons}
 	stored := make(map[string]int, len(m))
 	for f, i := range m {
 		stored[string(f)] = i
 	}
+	spec := store.RecheckSpec{Mapping: stored, ScoreMap: scores, SetScoreMap: true}
+	if k != actions.Kind(run.Kind) {
+		spec.Kind = string(k)
+	}
 	seen := map[string]struct{}{}
 	var encErr error
-	err = db.RemapRun(ctx, runID, stored, func(old store.RunRow) store.RemapRow {
+	err = db.RecheckRun(ctx, runID, spec, func(old store.RunRow) store.RemapRow {
 		// A row broken in itself (quoting, cell count, encoding) stays as
 		// it was: its stored cells were repaired for storage and no
 		// mapping can make it right.
-		if !old.Valid && !onlyFieldErrors(old.Errors, k) {
+		if !old.Valid && old.State != store.RowSkipped && !onlyFieldErrors(old.Errors) {
 			return store.RemapRow{Errors: old.Errors}
 		}
-		row := buildRow(k, m, run.Header, record{number: old.Number, cells: old.Cells})
+		row := buildRow(p, run.Header, record{number: old.Number, cells: old.Cells})
+		if row.LeftOut != "" {
+			return store.RemapRow{LeftOut: row.LeftOut}
+		}
 		if row.Action == nil {
 			return store.RemapRow{Errors: row.Errors}
 		}
@@ -79,12 +116,14 @@ func MissingFields(k actions.Kind, m Mapping) []Field {
 	return out
 }
 
-// onlyFieldErrors reports whether every error names one of kind k's fields
-// ("score: ..."), i.e. comes from reading the cells, not from the row's shape.
-func onlyFieldErrors(errs []string, k actions.Kind) bool {
+// onlyFieldErrors reports whether every error names a field ("score:
+// ..."), i.e. comes from reading the cells, not from the row's shape. Any
+// kind's fields count, as a re-check may change the action.
+func onlyFieldErrors(errs []string) bool {
+	all := []Field{FieldUser, FieldTicket, FieldScore, FieldComment, FieldReason, FieldSubject, FieldBody}
 	for _, e := range errs {
 		ok := false
-		for _, f := range allFields(k) {
+		for _, f := range all {
 			if strings.HasPrefix(e, string(f)+": ") {
 				ok = true
 				break

@@ -12,14 +12,24 @@ import (
 )
 
 // ResultRow is one row of the results CSV: the input cells and how the row
-// ended.
+// ended. Every row has the same columns, whatever its shape.
 type ResultRow struct {
-	Cells      []string // the input cells, as Read gave them in Row.Cells
-	Status     string   // done, failed, skipped or invalid
-	HTTPStatus int      // Zendesk's status for the write; 0 when none was sent
-	Error      string   // why the row failed, was skipped or is invalid
-	ZendeskID  int64    // the rating, request or comment's request id; 0 when none
+	Number int      // the spreadsheet row number in the uploaded file
+	Cells  []string // the input cells, as Read gave them in Row.Cells
+	// Outcome is the row's state: done, failed, skipped, invalid, or
+	// pending or queued while the run goes.
+	Outcome string
+	// Message says what happened, for every row.
+	Message string
+	// Error says what went wrong, only for failed and invalid rows.
+	Error      string
+	HTTPStatus int   // Zendesk's status for the write; 0 when none was sent
+	ZendeskID  int64 // the rating's id, or the request's; 0 when none
 }
+
+// ResultColumns are the columns the results CSV adds after the file's own
+// (README.md, "Results CSV", explains each).
+var ResultColumns = []string{"row", "outcome", "message", "error", "zendesk_id", "http_status", "extra_cells"}
 
 // SafeCell neutralises a cell a spreadsheet app would run as a formula
 // (CSV injection, security promise 10). The cell's first character that a
@@ -58,23 +68,23 @@ func ignorableLeader(r rune) bool {
 }
 
 // WriteResults writes the results CSV: the input header and cells followed
-// by status, http_status, error and zendesk_id, every cell through SafeCell.
-// It starts with a UTF-8 byte order mark and ends lines with CRLF so that
-// spreadsheet apps open it as UTF-8 without an import dialog. A row with
-// fewer cells than the header is padded, so the result columns stay lined
-// up; cells beyond the header's width follow the result columns rather than
-// being dropped. An error from rows stops the writing and is returned.
-func WriteResults(w io.Writer, header []string, rows iter.Seq2[ResultRow, error]) error {
+// by ResultColumns, every cell through SafeCell. It starts with a UTF-8
+// byte order mark and ends lines with CRLF so that spreadsheet apps open it
+// as UTF-8 without an import dialog. Every line has the same number of
+// cells: a row with fewer cells than the header is padded, and cells beyond
+// the header's width go, joined by sep, into extra_cells. An error from
+// rows stops the writing and is returned.
+func WriteResults(w io.Writer, header []string, sep string, rows iter.Seq2[ResultRow, error]) error {
 	if _, err := io.WriteString(w, "\uFEFF"); err != nil {
 		return fmt.Errorf("bulk: write results: %w", err)
 	}
 	cw := csv.NewWriter(w)
 	cw.UseCRLF = true
-	line := make([]string, 0, len(header)+4)
+	line := make([]string, 0, len(header)+len(ResultColumns))
 	for _, h := range header {
 		line = append(line, safeText(h))
 	}
-	line = append(line, "status", "http_status", "error", "zendesk_id")
+	line = append(line, ResultColumns...)
 	if err := cw.Write(line); err != nil {
 		return fmt.Errorf("bulk: write results header: %w", err)
 	}
@@ -83,20 +93,20 @@ func WriteResults(w io.Writer, header []string, rows iter.Seq2[ResultRow, error]
 			cw.Flush()
 			return fmt.Errorf("bulk: write results: %w", err)
 		}
-		line = line[:0]
-		for i := range max(len(header), len(rr.Cells)) {
-			if i == len(header) {
-				line = appendResult(line, rr)
-			}
-			c := ""
-			if i < len(rr.Cells) {
-				c = rr.Cells[i]
-			}
-			line = append(line, safeText(c))
+		line = appendCells(line[:0], len(header), rr.Cells)
+		status, id := "", ""
+		if rr.HTTPStatus != 0 {
+			status = strconv.Itoa(rr.HTTPStatus)
 		}
-		if len(rr.Cells) <= len(header) {
-			line = appendResult(line, rr)
+		if rr.ZendeskID != 0 {
+			id = strconv.FormatInt(rr.ZendeskID, 10)
 		}
+		extra := ""
+		if len(rr.Cells) > len(header) {
+			extra = strings.Join(rr.Cells[len(header):], sep)
+		}
+		line = append(line, strconv.Itoa(rr.Number), safeText(rr.Outcome), safeText(rr.Message), safeText(rr.Error),
+			id, status, safeText(extra))
 		if err := cw.Write(line); err != nil {
 			return fmt.Errorf("bulk: write results: %w", err)
 		}
@@ -108,15 +118,17 @@ func WriteResults(w io.Writer, header []string, rows iter.Seq2[ResultRow, error]
 	return nil
 }
 
-func appendResult(line []string, rr ResultRow) []string {
-	status, id := "", ""
-	if rr.HTTPStatus != 0 {
-		status = strconv.Itoa(rr.HTTPStatus)
+// appendCells appends exactly width cells: the row's, padded with empty
+// ones or cut at the header's width.
+func appendCells(line []string, width int, cells []string) []string {
+	for i := range width {
+		c := ""
+		if i < len(cells) {
+			c = cells[i]
+		}
+		line = append(line, safeText(c))
 	}
-	if rr.ZendeskID != 0 {
-		id = strconv.FormatInt(rr.ZendeskID, 10)
-	}
-	return append(line, safeText(rr.Status), status, safeText(rr.Error), id)
+	return line
 }
 
 // safeText is SafeCell on valid UTF-8: error texts may quote Zendesk's

@@ -74,36 +74,47 @@ func mustParseResults(t *testing.T, b []byte) [][]string {
 	return recs
 }
 
+// TestWriteResultsRoundTrip checks that every line has the same columns
+// whatever the row's shape (a short row is padded, a long row's surplus
+// goes into extra_cells rather than shifting the result columns), that
+// the row number, outcome, message and error each have their own column,
+// and that every cell is safe for spreadsheets.
 func TestWriteResultsRoundTrip(t *testing.T) {
 	t.Parallel()
 	header := []string{"email", "ticket_id", "=score"}
 	rows := []ResultRow{
-		{Cells: []string{"bea@example.com", "12", "good"}, Status: "done", HTTPStatus: 200, ZendeskID: 9001},
-		{Cells: []string{"-bob@example.com", "13", "bad"}, Status: "failed", HTTPStatus: 422,
+		{Number: 2, Cells: []string{"bea@example.com", "12", "good"}, Outcome: "done", Message: "Rated good as the end user.", HTTPStatus: 200, ZendeskID: 9001},
+		{Number: 3, Cells: []string{"-bob@example.com", "13", "bad"}, Outcome: "failed", HTTPStatus: 422, Message: "Not done.",
 			Error: "Zendesk said: \"Score, invalid\"\nsecond line"},
-		{Cells: []string{"=HYPERLINK(\"http://evil\")", "#14", "good"}, Status: "invalid", Error: "-user: bad"},
-		{Cells: []string{"short"}, Status: "invalid", Error: "This row has 1 cells"},
-		{Cells: []string{"a@x.io", "15", "good", "extra", "@more"}, Status: "skipped"},
-		{Cells: []string{"Très bien, \"merci\"", "16", "\xff"}, Status: "done"},
+		{Number: 4, Cells: []string{"=HYPERLINK(\"http://evil\")", "#14", "good"}, Outcome: "invalid", Message: "Not sent.", Error: "-user: bad"},
+		{Number: 6, Cells: []string{"short"}, Outcome: "invalid", Error: "This row has 1 cells"},
+		{Number: 7, Cells: []string{"a@x.io", "15", "good", "extra", "@more"}, Outcome: "skipped", Message: "Cancelled."},
+		{Number: 8, Cells: []string{"Très bien, \"merci\"", "16", "\xff"}, Outcome: "done"},
 	}
 	var buf bytes.Buffer
-	if err := WriteResults(&buf, header, seqOf(rows, nil)); err != nil {
+	if err := WriteResults(&buf, header, ";", seqOf(rows, nil)); err != nil {
 		t.Fatal(err)
 	}
 	if !bytes.Contains(buf.Bytes(), []byte("\r\n")) {
 		t.Errorf("results lines do not end with CRLF")
 	}
 	want := [][]string{
-		{"email", "ticket_id", "'=score", "status", "http_status", "error", "zendesk_id"},
-		{"bea@example.com", "12", "good", "done", "200", "", "9001"},
-		{"'-bob@example.com", "13", "bad", "failed", "422", "Zendesk said: \"Score, invalid\"\nsecond line", ""},
-		{"'=HYPERLINK(\"http://evil\")", "#14", "good", "invalid", "", "'-user: bad", ""},
-		{"short", "", "", "invalid", "", "This row has 1 cells", ""},
-		{"a@x.io", "15", "good", "skipped", "", "", "", "extra", "'@more"},
-		{"Très bien, \"merci\"", "16", "\uFFFD", "done", "", "", ""},
+		{"email", "ticket_id", "'=score", "row", "outcome", "message", "error", "zendesk_id", "http_status", "extra_cells"},
+		{"bea@example.com", "12", "good", "2", "done", "Rated good as the end user.", "", "9001", "200", ""},
+		{"'-bob@example.com", "13", "bad", "3", "failed", "Not done.", "Zendesk said: \"Score, invalid\"\nsecond line", "", "422", ""},
+		{"'=HYPERLINK(\"http://evil\")", "#14", "good", "4", "invalid", "Not sent.", "'-user: bad", "", "", ""},
+		{"short", "", "", "6", "invalid", "", "This row has 1 cells", "", "", ""},
+		{"a@x.io", "15", "good", "7", "skipped", "Cancelled.", "", "", "", "extra;@more"},
+		{"Très bien, \"merci\"", "16", "\uFFFD", "8", "done", "", "", "", "", ""},
 	}
-	if diff := cmp.Diff(want, mustParseResults(t, buf.Bytes())); diff != "" {
+	got := mustParseResults(t, buf.Bytes())
+	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("results read back (-want +got):\n%s", diff)
+	}
+	for i, line := range got {
+		if len(line) != len(got[0]) {
+			t.Errorf("line %d has %d cells, the header %d", i+1, len(line), len(got[0]))
+		}
 	}
 }
 
@@ -111,8 +122,8 @@ func TestWriteResultsStopsOnError(t *testing.T) {
 	t.Parallel()
 	boom := errors.New("database gone")
 	var buf bytes.Buffer
-	rows := []ResultRow{{Cells: []string{"a@x.io"}, Status: "done"}}
-	err := WriteResults(&buf, []string{"email"}, seqOf(rows, boom))
+	rows := []ResultRow{{Cells: []string{"a@x.io"}, Outcome: "done"}}
+	err := WriteResults(&buf, []string{"email"}, ",", seqOf(rows, boom))
 	if !errors.Is(err, boom) {
 		t.Fatalf("WriteResults = %v, want the iterator's error", err)
 	}
@@ -130,7 +141,7 @@ func (failWriter) Write([]byte) (int, error) { return 0, errors.New("connection 
 
 func TestWriteResultsWriterError(t *testing.T) {
 	t.Parallel()
-	err := WriteResults(failWriter{}, []string{"email"}, seqOf(nil, nil))
+	err := WriteResults(failWriter{}, []string{"email"}, ",", seqOf(nil, nil))
 	if err == nil || !strings.Contains(err.Error(), "connection reset") {
 		t.Fatalf("WriteResults to a failing writer = %v, want its error", err)
 	}

@@ -140,6 +140,7 @@ func (a *app) handleAuditCSV() echo.HandlerFunc {
 		h.Set(echo.HeaderContentType, "text/csv; charset=utf-8")
 		h.Set(echo.HeaderContentDisposition, fmt.Sprintf(`attachment; filename="onbehalf-audit-%s.csv"`, a.now().UTC().Format("20060102-150405")))
 		c.Response().WriteHeader(http.StatusOK)
+		_, _ = c.Response().Write([]byte("\uFEFF")) // a byte order mark: spreadsheet apps then read the names as UTF-8
 		w := csv.NewWriter(c.Response())
 		// The page's columns with the page's words, then the ids a program
 		// joins on.

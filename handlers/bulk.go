@@ -6,11 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"iter"
 	"net/http"
 	"net/url"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -58,9 +56,9 @@ func fieldLabel(f bulk.Field) string {
 	case bulk.FieldTicket:
 		return "ticket / request id"
 	case bulk.FieldScore:
-		return "score (good or bad)"
+		return "score (good or bad, or a survey score)"
 	case bulk.FieldReason:
-		return "reason code"
+		return "reason (code or name)"
 	}
 	return string(f)
 }
@@ -74,6 +72,14 @@ func (a *app) bulkPage(c echo.Context) (views.BulkPage, error) {
 	if a.sandbox != nil {
 		p.SampleURL = sampleCSVPath
 	}
+	// Previews nobody confirmed go after a week, so the history shows
+	// what was sent rather than every file ever looked at.
+	if n, err := a.db.ExpirePreviews(c.Request().Context(), a.now().Add(-previewLifetime)); err != nil {
+		a.log.Warn("expire previews", "err", err)
+	} else if n > 0 {
+		a.log.Info("expired previews", "runs", n)
+	}
+	p.Reference = reference(a.reasonsFor(c))
 	runs, _, err := a.db.ListRuns(c.Request().Context(), store.RunFilter{Limit: 50})
 	if err != nil {
 		return p, err
@@ -146,7 +152,12 @@ func (a *app) handleUpload() echo.HandlerFunc {
 		}
 		run := &store.Run{AdminID: admin.ID, AdminName: admin.Name, GrantID: int64Value(sessionOf(c), keyGrantID),
 			Kind: string(kind), FileName: name}
-		_, err := bulk.Import(ctx, a.db, run, src, bulk.Options{MaxBytes: a.maxUpload, MaxRows: bulk.DefaultMaxRows, AllowMissingColumns: true})
+		var reasons bulk.Reasons
+		if kind == actions.KindRate {
+			reasons, _ = a.reasonsFor(c)
+		}
+		_, err := bulk.Import(ctx, a.db, run, src, bulk.Options{MaxBytes: a.maxUpload, MaxRows: bulk.DefaultMaxRows,
+			AllowMissingColumns: true, Reasons: reasons})
 		if err != nil {
 			var fe *bulk.FileError
 			if errors.As(err, &fe) {
@@ -201,37 +212,18 @@ func (a *app) handleRun() echo.HandlerFunc {
 		if run.State == store.RunPaused || (run.State == store.RunCancelled && run.CancelledBy.ID == 0) {
 			p.PausedReason = run.PausedReason
 		}
+		p.ScoreMap = scoreMapText(run.ScoreMap)
 		if p.Preview {
-			kind := actions.Kind(run.Kind)
-			m := bulk.MappingOf(&run)
-			req, opt := bulk.Fields(kind)
-			for _, f := range append(req, opt...) {
-				col, ok := m[f]
-				if !ok {
-					col = -1
-				}
-				p.Mapping = append(p.Mapping, views.MappingField{Field: string(f), Label: fieldLabel(f), Required: slices.Contains(req, f), Column: col})
-			}
-			if missing := bulk.MissingFields(kind, m); len(missing) > 0 {
-				var names []string
-				for _, f := range missing {
-					names = append(names, fieldLabel(f))
-				}
-				p.Error = "No column is chosen for " + strings.Join(names, " and ") + ", so no row can be sent yet. Choose the columns below; the rows are checked again from the file you uploaded."
-			}
-			errs, _, err := a.db.ListRunRows(ctx, id, store.RowFilter{OnlyErrors: true, Limit: 200})
-			if err != nil {
+			if err := a.previewPage(ctx, &p, &run, prog.Counts); err != nil {
 				return err
 			}
-			for _, r := range errs {
-				switch {
-				case !r.Valid && len(p.FirstErrors) < 10:
-					p.FirstErrors = append(p.FirstErrors, rowView(r, run.Kind))
-				case r.Valid && r.PreflightError != "" && len(p.FirstRefusals) < 10:
-					p.FirstRefusals = append(p.FirstRefusals, views.RowView{Number: r.Number, Error: r.PreflightError})
-				}
+		}
+		if p.Finished && counts.Failed > 0 {
+			if err := a.retryChoices(ctx, &p, run.ID); err != nil {
+				return err
 			}
 		}
+		p.ToFix = counts.Failed + counts.Invalid + counts.PreflightErrors
 		tab := c.QueryParam("rows")
 		f, ok := rowFilters[tab]
 		if !ok {
@@ -246,7 +238,7 @@ func (a *app) handleRun() echo.HandlerFunc {
 			return err
 		}
 		for _, r := range rows {
-			p.Rows = append(p.Rows, rowView(r, run.Kind))
+			p.Rows = append(p.Rows, rowView(r, run.Kind, len(run.Header)))
 		}
 		link := func(n int) string {
 			v := url.Values{"page": {strconv.Itoa(n)}}
@@ -265,9 +257,18 @@ func (a *app) handleRun() echo.HandlerFunc {
 	}
 }
 
-func rowView(r store.RunRow, kind string) views.RowView {
-	v := views.RowView{Number: r.Number, Cells: r.Cells, State: r.State, Errors: r.Errors, Duplicate: r.Duplicate,
+// rowView is a row as the rows table shows it: exactly one cell per header
+// column, whatever the row's shape (the surplus cells of a row with a
+// delimiter too many are shown in its details), so the columns stay lined
+// up.
+func rowView(r store.RunRow, kind string, width int) views.RowView {
+	cells := make([]string, width)
+	copy(cells, r.Cells)
+	v := views.RowView{Number: r.Number, Cells: cells, State: r.State, Errors: r.Errors, Duplicate: r.Duplicate,
 		HTTP: r.HTTPStatus, Error: r.Error, ZendeskID: r.ZendeskID}
+	if len(r.Cells) > width {
+		v.Extra = r.Cells[width:]
+	}
 	if r.ZendeskID != 0 {
 		if actions.Kind(kind) == actions.KindRate {
 			v.ZendeskLabel = fmt.Sprintf("Zendesk rating %d", r.ZendeskID)
@@ -275,8 +276,10 @@ func rowView(r store.RunRow, kind string) views.RowView {
 			v.ZendeskLabel = fmt.Sprintf("request #%d", r.ZendeskID)
 		}
 	}
-	if r.PreflightError != "" {
-		v.Errors = append(v.Errors, "Zendesk would refuse: "+r.PreflightError)
+	// The pre-flight's finding matters only until the row is sent or
+	// skipped: then its own outcome says what happened, once.
+	if r.PreflightError != "" && (r.State == store.RowPending || r.State == store.RowQueued) {
+		v.Errors = append(v.Errors, "Zendesk would refuse it: "+r.PreflightError)
 	}
 	return v
 }
@@ -325,7 +328,8 @@ func (a *app) handleMapping() echo.HandlerFunc {
 				m[f] = col
 			}
 		}
-		if err := bulk.Remap(ctx, a.db, id, m); err != nil {
+		reasons, _ := a.reasonsFor(c)
+		if err := bulk.RecheckRun(ctx, a.db, id, bulk.Recheck{Mapping: m, KeepScores: true, Reasons: reasons}); err != nil {
 			if errors.Is(err, store.ErrConflict) {
 				return &pageError{Status: http.StatusConflict, Heading: "Already started",
 					Message:    "This run was confirmed, so its columns can no longer change. Upload the file again for a new run.",
@@ -370,7 +374,7 @@ func (a *app) handleRunPreflight() echo.HandlerFunc {
 		}
 		msg := fmt.Sprintf("Checked %d rows with Zendesk: %d would be refused.", sum.Checked, sum.Failing)
 		if sum.Failing > 0 {
-			msg += " They are listed with the reason; they will fail if you send them."
+			msg += " They are listed with the reason. Send the others and the refused rows are skipped; download them to fix them."
 		}
 		if sum.Unchecked > 0 {
 			msg += fmt.Sprintf(" %d could not be checked right now (Zendesk busy or unavailable).", sum.Unchecked)
@@ -404,10 +408,23 @@ func (a *app) handleConfirm() echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		if seen, _ := strconv.Atoi(c.FormValue("writes")); seen != counts.Pending {
+		// "accepted" sends only the rows the pre-flight found Zendesk
+		// would accept: StartRun skips the others with their reason.
+		skip := c.FormValue("send") == "accepted" && run.Preflighted
+		writes := counts.Pending
+		if skip {
+			writes -= counts.PreflightErrors
+		}
+		if seen, _ := strconv.Atoi(c.FormValue("writes")); seen != writes {
 			return &pageError{Status: http.StatusConflict, Heading: "The run changed",
-				Message:    fmt.Sprintf("You confirmed %d changes, but the run now has %d to send. Nothing was sent; look at the preview again.", seen, counts.Pending),
+				Message:    fmt.Sprintf("You confirmed %d changes, but the run now has %d to send. Nothing was sent; look at the preview again.", seen, writes),
 				ActionHref: back, ActionLabel: "Back to the preview"}
+		}
+		if err := a.db.SetSkipRefused(ctx, id, skip); err != nil {
+			if errors.Is(err, store.ErrConflict) {
+				return alreadyStarted
+			}
+			return err
 		}
 		admin := adminOf(c)
 		if err := a.bulk.Confirm(ctx, id, actions.Admin{ID: admin.ID, Name: admin.Name}, int64Value(sessionOf(c), keyGrantID)); err != nil {
@@ -417,7 +434,12 @@ func (a *app) handleConfirm() echo.HandlerFunc {
 			a.auditRun(c, run, opConfirm, store.OutcomeFailed, fmt.Sprintf("Could not confirm run #%d", id))
 			return err
 		}
-		a.auditRun(c, run, opConfirm, store.OutcomeOK, fmt.Sprintf("Confirmed run #%d (%s to send)", id, countOf(counts.Pending, "row", "rows")))
+		detail := fmt.Sprintf("Confirmed run #%d (%s to send)", id, countOf(writes, "row", "rows"))
+		if skip && counts.PreflightErrors > 0 {
+			detail = fmt.Sprintf("Confirmed run #%d (%s to send; %s Zendesk would refuse skipped)", id,
+				countOf(writes, "row", "rows"), countOf(counts.PreflightErrors, "row", "rows"))
+		}
+		a.auditRun(c, run, opConfirm, store.OutcomeOK, detail)
 		return c.Redirect(http.StatusSeeOther, back)
 	}
 }
@@ -466,11 +488,17 @@ func (a *app) handleRetry() echo.HandlerFunc {
 		run := runOf(c)
 		id := run.ID
 		admin := adminOf(c)
-		newID, err := a.bulk.RetryFailed(ctx, id, actions.Admin{ID: admin.ID, Name: admin.Name}, int64Value(sessionOf(c), keyGrantID))
+		// By default only the rows whose failure may pass by itself; "all"
+		// also takes the rows Zendesk refused for what they are.
+		onlyMayPass := c.FormValue("rows") != "all"
+		newID, err := bulk.RetryRows(ctx, a.db, id, actions.Admin{ID: admin.ID, Name: admin.Name}, int64Value(sessionOf(c), keyGrantID), onlyMayPass)
 		if errors.Is(err, bulk.ErrNoFailedRows) {
+			msg := "This run has no failed rows, so no new run was made. Its page shows how every row ended."
+			if onlyMayPass {
+				msg = "None of this run's failed rows failed for a reason that may pass by itself, so no new run was made. Fix the causes listed on its page (download the rows to fix), then upload them again."
+			}
 			return &pageError{Status: http.StatusConflict, Heading: "Nothing to retry",
-				Message:    "This run has no failed rows, so no new run was made. Its page shows how every row ended.",
-				ActionHref: fmt.Sprintf("/bulk/runs/%d", id), ActionLabel: "Back to the run"}
+				Message: msg, ActionHref: fmt.Sprintf("/bulk/runs/%d", id), ActionLabel: "Back to the run"}
 		}
 		if err != nil {
 			a.auditRun(c, run, opRetry, store.OutcomeFailed, fmt.Sprintf("Could not retry the failed rows of run #%d", id))
@@ -529,22 +557,7 @@ func (a *app) handleResults() echo.HandlerFunc {
 		h.Set(echo.HeaderContentType, "text/csv; charset=utf-8")
 		h.Set(echo.HeaderContentDisposition, fmt.Sprintf(`attachment; filename="onbehalf-run-%d-results.csv"`, id))
 		c.Response().WriteHeader(http.StatusOK)
-		rows := func(yield func(bulk.ResultRow, error) bool) {
-			err := a.db.EachRunRow(ctx, id, func(r store.RunRow) error {
-				msg := r.Error
-				if msg == "" && len(r.Errors) > 0 {
-					msg = strings.Join(r.Errors, " ")
-				}
-				if !yield(bulk.ResultRow{Cells: r.Cells, Status: r.State, HTTPStatus: r.HTTPStatus, Error: msg, ZendeskID: r.ZendeskID}, nil) {
-					return errStopped
-				}
-				return nil
-			})
-			if err != nil && !errors.Is(err, errStopped) {
-				yield(bulk.ResultRow{}, err)
-			}
-		}
-		if err := bulk.WriteResults(c.Response(), run.Header, iter.Seq2[bulk.ResultRow, error](rows)); err != nil {
+		if err := bulk.WriteResults(c.Response(), run.Header, cmpOr(run.Delimiter, ","), bulk.RunResults(ctx, a.db, run)); err != nil {
 			// The status line is gone; end the file visibly rather than
 			// let a short file pass for the whole run.
 			a.log.Error("write results csv", "run", id, "err", err)

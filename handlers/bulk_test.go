@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -154,9 +155,13 @@ func TestBulkUploadPreviewConfirmResults(t *testing.T) {
 	if len(recs) != 21 {
 		t.Fatalf("results CSV has %d records, want header + 20", len(recs))
 	}
+	outcome := slices.Index(recs[0], "outcome")
+	if outcome < 0 {
+		t.Fatalf("results CSV header %q has no outcome column", recs[0])
+	}
 	statuses := map[string]int{}
 	for _, rec := range recs[1:] {
-		statuses[rec[4]]++
+		statuses[rec[outcome]]++
 	}
 	if statuses["done"] != 17 || statuses["invalid"] != 3 {
 		t.Errorf("result statuses %v, want 17 done and 3 invalid", statuses)
@@ -219,7 +224,20 @@ func TestBulkPastedRowsAndRetryFailed(t *testing.T) {
 	if len(failed) != 1 || !strings.Contains(failed[0].Error, "closed") {
 		t.Errorf("failed row's reason: %+v", failed)
 	}
-	retry := s.act(fmt.Sprintf("/bulk/runs/%d/retry", id), url.Values{})
+	// The closed ticket's failure would not pass by itself: the default
+	// retry makes no run and says why; retrying all of them does.
+	if r := s.act(fmt.Sprintf("/bulk/runs/%d/retry", id), url.Values{}); r.Status != http.StatusConflict ||
+		!strings.Contains(r.Body, "may pass by itself") {
+		t.Errorf("default retry of a permanent failure: status %d, want 409 saying why: %.300s", r.Status, r.Body)
+	}
+	others := s.get(fmt.Sprintf("/bulk/runs/%d", id)).doc(t)
+	if li := others.Find(`[data-testid="retry-other"]`).Text(); !strings.Contains(li, "Row 3") || !strings.Contains(li, "closed") {
+		t.Errorf("the finished run does not list the closed row as one that would fail again: %q", li)
+	}
+	if others.Find(`[data-testid="retry"]`).Length() != 0 {
+		t.Error("the run offers to retry rows that may pass, but it has none")
+	}
+	retry := s.act(fmt.Sprintf("/bulk/runs/%d/retry", id), url.Values{"rows": {"all"}})
 	newID := runIDFrom(t, retry)
 	if newID == id {
 		t.Fatal("retry did not start a new run")
@@ -256,7 +274,7 @@ func TestBulkMappingFormFixesColumns(t *testing.T) {
 	content := fmt.Sprintf("who,case,verdict\n%s,%d,good\n%s,%d,bad\n", sandbox.DemoBeaEmail, sandbox.TicketBeaSolved, sandbox.DemoBeauEmail, sandbox.TicketBeauSolved)
 	id := runIDFrom(t, s.upload("rate", "odd-headers.csv", []byte(content)))
 	page := s.get(fmt.Sprintf("/bulk/runs/%d", id)).doc(t)
-	if msg := page.Find(`[data-testid="run-error"]`).Text(); !strings.Contains(msg, "No column is chosen") {
+	if msg := page.Find(`[data-testid="run-error"]`).Text(); !strings.Contains(msg, "No column of this file is chosen for end user") {
 		t.Errorf("missing columns not explained: %q", msg)
 	}
 	if page.Find(`[data-testid="confirm"]`).Length() != 0 {

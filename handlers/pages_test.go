@@ -2,7 +2,6 @@ package handlers
 
 import (
 	"context"
-	"encoding/csv"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -122,10 +121,7 @@ func TestAuditPageSpeaksPlainlyAndAgreesWithItsCSV(t *testing.T) {
 	}
 
 	// The CSV has the page's columns and words, then the ids a program wants.
-	recs, err := csv.NewReader(strings.NewReader(s.get("/audit.csv").Body)).ReadAll()
-	if err != nil {
-		t.Fatal(err)
-	}
+	recs := readCSV(t, s.get("/audit.csv").Body, ',')
 	if len(recs) != len(rows)+1 {
 		t.Fatalf("%d CSV records for %d page rows", len(recs)-1, len(rows))
 	}

@@ -45,6 +45,7 @@ func (a *app) routes(e *echo.Echo) {
 	e.GET("/bulk", a.handleBulk(), signedIn)
 	e.POST("/bulk", a.handleUpload(), signedIn)
 	e.GET(sampleCSVPath, a.handleSampleCSV(), signedIn) // sandbox only (sample.go)
+	e.GET("/bulk/templates/:kind", a.handleTemplate(), signedIn)
 	// loadRun signs in, loads the run and applies runOp (runaccess.go), the
 	// one statement of who may do what to a run (security promise 11):
 	// anyone signed in looks, and may cancel a run once it is confirmed;
@@ -53,7 +54,12 @@ func (a *app) routes(e *echo.Echo) {
 	e.GET("/bulk/runs/:id", a.handleRun(), a.loadRun(opView))
 	e.GET("/bulk/runs/:id/events", a.handleEvents(), a.loadRun(opView))
 	e.GET("/bulk/runs/:id/results.csv", a.handleResults(), a.loadRun(opView))
+	e.GET("/bulk/runs/:id/rows-to-fix.csv", a.handleRowsToFix(), a.loadRun(opView))
 	e.POST("/bulk/runs/:id/mapping", a.handleMapping(), a.loadRun(opRemap))
+	e.POST("/bulk/runs/:id/kind", a.handleKind(), a.loadRun(opRemap))
+	e.POST("/bulk/runs/:id/scores", a.handleScores(), a.loadRun(opRemap))
+	// Discarding a preview is the owner's, as cancelling one is.
+	e.POST("/bulk/runs/:id/discard", a.handleDiscard(), a.loadRun(opCancel))
 	e.POST("/bulk/runs/:id/preflight", a.handleRunPreflight(), a.loadRun(opPreflight))
 	e.POST("/bulk/runs/:id/confirm", a.handleConfirm(), a.loadRun(opConfirm))
 	e.POST("/bulk/runs/:id/cancel", a.handleCancel(), a.loadRun(opCancel))

@@ -211,8 +211,9 @@ func TestBulkOnlyTheOwnerRetriesARun(t *testing.T) {
 		t.Errorf("retry audit events after Ola's attempt: %+v; want one refused event naming Ola", ev)
 	}
 
-	// Ada retries: a new run of hers, and an audit event naming her.
-	newID := runIDFrom(t, ada.act(runURL+"/retry", url.Values{}))
+	// Ada retries (all failed rows: the closed ticket's failure would not
+	// pass by itself): a new run of hers, and an audit event naming her.
+	newID := runIDFrom(t, ada.act(runURL+"/retry", url.Values{"rows": {"all"}}))
 	if retry := mustFindRun(t, app, newID); retry.AdminID != sandbox.DemoAdminID || retry.RetryOf != id {
 		t.Errorf("the retry run is %+v, want Ada's retry of run %d", retry, id)
 	}

@@ -82,6 +82,13 @@ type Run struct {
 	// (QueueDone once every row is queued); QueuedRows counts the rows it
 	// has queued so far.
 	QueueCursor, QueuedRows int
+	// ScoreMap is the run's score mapping: a score cell as written
+	// (trimmed, lower case) to "good", "bad" or "" for "leave the row
+	// out"; empty when the file's scores needed none (SetScoreMap).
+	ScoreMap map[string]string
+	// SkipRefused makes StartRun skip, with their reason, the rows the
+	// pre-flight found Zendesk would refuse (SetSkipRefused).
+	SkipRefused bool
 }
 
 // QueueDone is Run.QueueCursor once a confirmed run's rows are all queued.
@@ -122,7 +129,7 @@ type RunFilter struct {
 const runColumns = `id, admin_id, admin_name, grant_id, kind, file_name, state, paused_reason,
 	header, mapping, delimiter, total, valid, invalid, duplicates, retry_of, preflighted,
 	created_at, started_at, finished_at, confirmed_by_id, confirmed_by_name, cancelled_by_id, cancelled_by_name,
-	queue_cursor, queued_rows`
+	queue_cursor, queued_rows, score_map, skip_refused`
 
 // queryer is what both *sql.DB and *sql.Tx offer, so helpers run inside or
 // outside a transaction.
@@ -152,14 +159,31 @@ func (db *DB) createRun(ctx context.Context, q queryer, r *Run) error {
 	if err != nil {
 		return err
 	}
+	scoreMap, err := encodeScoreMap(r.ScoreMap)
+	if err != nil {
+		return err
+	}
 	r.CreatedAt = fromDBTime(toDBTime(db.now()))
 	return q.QueryRowContext(ctx, db.dialect.rebind(`INSERT INTO bulk_runs
 		(admin_id, admin_name, grant_id, kind, file_name, state, paused_reason, header, mapping,
-		 delimiter, total, valid, invalid, duplicates, retry_of, preflighted, created_at, started_at, finished_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`),
+		 delimiter, total, valid, invalid, duplicates, retry_of, preflighted, created_at, started_at, finished_at,
+		 score_map)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`),
 		r.AdminID, r.AdminName, r.GrantID, r.Kind, r.FileName, r.State, r.PausedReason, header, mapping,
 		r.Delimiter, r.Total, r.Valid, r.Invalid, r.Duplicates, r.RetryOf, boolInt(r.Preflighted),
-		toDBTime(r.CreatedAt), dbTimeOrZero(r.StartedAt), dbTimeOrZero(r.FinishedAt)).Scan(&r.ID)
+		toDBTime(r.CreatedAt), dbTimeOrZero(r.StartedAt), dbTimeOrZero(r.FinishedAt), scoreMap).Scan(&r.ID)
+}
+
+// encodeScoreMap stores a score map as JSON, "{}" for none.
+func encodeScoreMap(m map[string]string) (string, error) {
+	if len(m) == 0 {
+		return "{}", nil
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		return "", fmt.Errorf("encode score map: %w", err)
+	}
+	return string(b), nil
 }
 
 func encodeRunJSON(r *Run) (header, mapping string, err error) {
@@ -251,12 +275,13 @@ type scanner interface{ Scan(dest ...any) error }
 func scanRun(s scanner) (*Run, error) {
 	var r Run
 	var header, mapping string
-	var preflighted int
+	var preflighted, skipRefused int
+	var scoreMap string
 	var created, started, finished int64
 	if err := s.Scan(&r.ID, &r.AdminID, &r.AdminName, &r.GrantID, &r.Kind, &r.FileName, &r.State,
 		&r.PausedReason, &header, &mapping, &r.Delimiter, &r.Total, &r.Valid, &r.Invalid, &r.Duplicates,
 		&r.RetryOf, &preflighted, &created, &started, &finished, &r.ConfirmedBy.ID, &r.ConfirmedBy.Name,
-		&r.CancelledBy.ID, &r.CancelledBy.Name, &r.QueueCursor, &r.QueuedRows); err != nil {
+		&r.CancelledBy.ID, &r.CancelledBy.Name, &r.QueueCursor, &r.QueuedRows, &scoreMap, &skipRefused); err != nil {
 		return nil, err
 	}
 	if err := json.Unmarshal([]byte(header), &r.Header); err != nil {
@@ -265,7 +290,12 @@ func scanRun(s scanner) (*Run, error) {
 	if err := json.Unmarshal([]byte(mapping), &r.Mapping); err != nil {
 		return nil, fmt.Errorf("decode mapping: %w", err)
 	}
-	r.Preflighted = preflighted != 0
+	if scoreMap != "" && scoreMap != "{}" {
+		if err := json.Unmarshal([]byte(scoreMap), &r.ScoreMap); err != nil {
+			return nil, fmt.Errorf("decode score map: %w", err)
+		}
+	}
+	r.Preflighted, r.SkipRefused = preflighted != 0, skipRefused != 0
 	r.CreatedAt, r.StartedAt, r.FinishedAt = timeOrZero(created), timeOrZero(started), timeOrZero(finished)
 	return &r, nil
 }
@@ -342,6 +372,15 @@ func (db *DB) StartRun(ctx context.Context, runID int64, by Actor, grantID int64
 			return fmt.Errorf("store: start run %d: %w", runID, err)
 		}
 		return fmt.Errorf("store: start run %d: run is %s, not %s: %w", runID, state, RunPreview, ErrConflict)
+	}
+	// Rows the pre-flight found Zendesk would refuse are skipped with
+	// that reason, in the confirmation's transaction, when the admin chose
+	// to send only the others: the queuer never sees them.
+	if _, err := tx.ExecContext(ctx, db.dialect.rebind(`UPDATE bulk_rows SET state = ?, error = ? || preflight_error,
+		updated_at = ? WHERE run_id = ? AND state = ? AND preflight_error <> ''
+		AND EXISTS (SELECT 1 FROM bulk_runs WHERE id = ? AND skip_refused = 1)`),
+		RowSkipped, RefusedAtPreflightNote, toDBTime(db.now()), runID, RowPending, runID); err != nil {
+		return fmt.Errorf("store: start run %d: skip refused rows: %w", runID, err)
 	}
 	if err := enqueue(tx); err != nil {
 		return fmt.Errorf("store: start run %d: enqueue: %w", runID, err)

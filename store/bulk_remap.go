@@ -14,6 +14,21 @@ type RemapRow struct {
 	Errors    []string
 	Key       string
 	Duplicate bool
+	// LeftOut, when not "", leaves a row that reads well out of the run:
+	// it becomes RowSkipped with this sentence as its error (the score
+	// mapping's "leave out").
+	LeftOut string
+}
+
+// RecheckSpec is what a re-check of a previewed run changes.
+type RecheckSpec struct {
+	// Kind is the run's new action; "" keeps it.
+	Kind string
+	// Mapping is the new column mapping.
+	Mapping map[string]int
+	// ScoreMap replaces the run's score mapping when SetScoreMap is true.
+	ScoreMap    map[string]string
+	SetScoreMap bool
 }
 
 // RemapRun re-checks every row of a run still in preview under a new column
@@ -22,6 +37,12 @@ type RemapRow struct {
 // and counts follow. A run that left preview is not touched (ErrConflict):
 // once confirmed, what was sent must stay what was shown.
 func (db *DB) RemapRun(ctx context.Context, runID int64, mapping map[string]int, redo func(old RunRow) RemapRow) error {
+	return db.RecheckRun(ctx, runID, RecheckSpec{Mapping: mapping}, redo)
+}
+
+// RecheckRun is RemapRun that may also change the run's action and its
+// score mapping (spec), in the same transaction.
+func (db *DB) RecheckRun(ctx context.Context, runID int64, spec RecheckSpec, redo func(old RunRow) RemapRow) error {
 	tx, err := db.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("store: remap run %d: %w", runID, err)
@@ -43,13 +64,18 @@ func (db *DB) RemapRun(ctx context.Context, runID int64, mapping map[string]int,
 	if err != nil {
 		return fmt.Errorf("store: remap run %d: %w", runID, err)
 	}
-	upd := db.newRowUpdater(tx, runID, []string{"action", "valid", "errors", "row_key", "duplicate", "state", "preflight_error"},
-		[]string{"TEXT", "BIGINT", "TEXT", "TEXT", "BIGINT", "TEXT", "TEXT"})
+	upd := db.newRowUpdater(tx, runID, []string{"action", "valid", "errors", "row_key", "duplicate", "state", "preflight_error", "error"},
+		[]string{"TEXT", "BIGINT", "TEXT", "TEXT", "BIGINT", "TEXT", "TEXT", "TEXT"})
 	var valid, invalid, dups int
 	for _, r := range rows {
 		nr := redo(r)
 		state := RowInvalid
-		if nr.Valid {
+		if nr.LeftOut != "" {
+			// Not sent and not an error: counted with the rows not sent.
+			nr.Valid, nr.Action, nr.Duplicate = false, nil, false
+			state = RowSkipped
+			invalid++
+		} else if nr.Valid {
 			state = RowPending
 			valid++
 			if nr.Duplicate {
@@ -62,20 +88,30 @@ func (db *DB) RemapRun(ctx context.Context, runID int64, mapping map[string]int,
 		if err != nil {
 			return fmt.Errorf("store: remap run %d: %w", runID, err)
 		}
-		if err := upd.add(ctx, r.Number, string(nr.Action), boolInt(nr.Valid), errs, nr.Key, boolInt(nr.Duplicate), state, ""); err != nil {
+		if err := upd.add(ctx, r.Number, string(nr.Action), boolInt(nr.Valid), errs, nr.Key, boolInt(nr.Duplicate), state, "", nr.LeftOut); err != nil {
 			return fmt.Errorf("store: remap run %d: %w", runID, err)
 		}
 	}
 	if err := upd.flush(ctx); err != nil {
 		return fmt.Errorf("store: remap run %d: %w", runID, err)
 	}
-	_, mappingJSON, err := encodeRunJSON(&Run{Mapping: mapping})
+	_, mappingJSON, err := encodeRunJSON(&Run{Mapping: spec.Mapping})
 	if err != nil {
 		return fmt.Errorf("store: remap run %d: %w", runID, err)
 	}
-	if _, err := tx.ExecContext(ctx, db.dialect.rebind(`UPDATE bulk_runs
-		SET mapping = ?, valid = ?, invalid = ?, duplicates = ?, preflighted = 0 WHERE id = ?`),
-		mappingJSON, valid, invalid, dups, runID); err != nil {
+	set, args := "mapping = ?, valid = ?, invalid = ?, duplicates = ?, preflighted = 0", []any{mappingJSON, valid, invalid, dups}
+	if spec.Kind != "" {
+		set, args = set+", kind = ?", append(args, spec.Kind)
+	}
+	if spec.SetScoreMap {
+		sm, err := encodeScoreMap(spec.ScoreMap)
+		if err != nil {
+			return fmt.Errorf("store: remap run %d: %w", runID, err)
+		}
+		set, args = set+", score_map = ?", append(args, sm)
+	}
+	if _, err := tx.ExecContext(ctx, db.dialect.rebind(`UPDATE bulk_runs SET `+set+` WHERE id = ?`),
+		append(args, runID)...); err != nil {
 		return fmt.Errorf("store: remap run %d: %w", runID, err)
 	}
 	if err := tx.Commit(); err != nil {

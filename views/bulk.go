@@ -16,6 +16,33 @@ type BulkPage struct {
 	// SampleURL offers a ready-to-run rating file for the sandbox Zendesk;
 	// "" against a real one.
 	SampleURL string
+	// Reference describes each action's columns and accepted values.
+	Reference []ActionRef
+}
+
+// ActionRef is the bulk page's reference for one action: its columns, what
+// each accepts, and a template to start from.
+type ActionRef struct {
+	Kind, Label string
+	Template    string // the template's URL
+	Columns     []ColumnRef
+	// Reasons is the account's reasons for a bad rating (ratings only);
+	// ReasonsNote says why it is missing or empty.
+	Reasons     []ReasonRef
+	ReasonsNote string
+}
+
+// ColumnRef is one column of an action.
+type ColumnRef struct {
+	Name     string
+	Required bool
+	Accepts  string
+}
+
+// ReasonRef is one reason for a bad rating.
+type ReasonRef struct {
+	Code int
+	Name string
 }
 
 // KindOption is one action a bulk run can take.
@@ -89,6 +116,58 @@ type RunPage struct {
 	Error         string
 	// Chart is a finished run's pace and outcomes; nil for none.
 	Chart *Chart
+
+	// Kinds lists the actions a preview may switch to; Kind is the run's.
+	Kinds []KindOption
+	Kind  string
+	// MappingIncomplete is true when a required field has no column: the
+	// page then gives one instruction (Error) instead of row errors.
+	MappingIncomplete bool
+	// Scores lists the score column's distinct values for the score
+	// mapping; ScoresTooMany says the column has too many to map.
+	Scores        []ScoreChoice
+	ScoresTooMany bool
+	// ScoreErrors is true when some rows' scores are neither good nor bad.
+	ScoreErrors bool
+	// SurveyScale is true when no score value is good or bad: the rows'
+	// score errors are then left to the score mapping, not listed.
+	SurveyScale bool
+	// ScoreMap describes the run's score mapping, "" for none.
+	ScoreMap string
+	// LeftOut counts the rows the score mapping leaves out.
+	LeftOut int
+	// Accepted is how many rows the pre-flight found Zendesk would accept.
+	Accepted int
+	// EstimateAll and EstimateAccepted say how long sending takes at the
+	// configured rate: all rows, or only those Zendesk would accept.
+	EstimateAll, EstimateAccepted string
+	// Repeats warn of rows already sent in earlier runs.
+	Repeats []RepeatView
+	// ToFix counts the rows of the rows-to-fix download.
+	ToFix int
+	// RetryMayPass counts the failed rows whose failure may pass;
+	// RetryOthers lists (the first of) the others with their reasons,
+	// RetryOthersCount counts them all.
+	RetryMayPass     int
+	RetryOthers      []RowView
+	RetryOthersCount int
+}
+
+// ScoreChoice is one distinct score value and what it is mapped to.
+type ScoreChoice struct {
+	Value  string // as written in the file
+	Key    string // as looked up
+	Count  int
+	Choice string // "good", "bad" or "" (leave out)
+}
+
+// RepeatView says that rows of this preview were already sent in an
+// earlier run.
+type RepeatView struct {
+	RunID int64
+	At    time.Time
+	File  string
+	Rows  int
 }
 
 // RunCounts are the live counts of a run.
@@ -121,6 +200,9 @@ type RowView struct {
 	ZendeskID int64
 	// ZendeskLabel names what ZendeskID is ("rating 9001", "request #123").
 	ZendeskLabel string
+	// Extra holds the cells beyond the header's width (Cells has exactly
+	// one per header column).
+	Extra []string
 }
 
 // MappingField is one field of the column-mapping form.

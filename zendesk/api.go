@@ -417,3 +417,21 @@ func decodeRating(data json.RawMessage) (SatisfactionRating, error) {
 		return sr, err
 	}
 }
+
+// SatisfactionReasons returns the account's reasons for a bad rating
+// (§3.2), leaving out deleted ones. It needs an admin's token.
+func (c *Client) SatisfactionReasons(ctx context.Context) ([]SatisfactionReason, error) {
+	var out struct {
+		Reasons []SatisfactionReason `json:"reasons"`
+	}
+	if err := c.do(ctx, call{method: http.MethodGet, path: "/api/v2/satisfaction_reasons"}, &out); err != nil {
+		return nil, err
+	}
+	reasons := make([]SatisfactionReason, 0, len(out.Reasons))
+	for _, r := range out.Reasons {
+		if r.DeletedAt == nil {
+			reasons = append(reasons, r)
+		}
+	}
+	return reasons, nil
+}

@@ -234,3 +234,14 @@ type RatingInput struct {
 	// ReasonCode is optional and only allowed with Score "bad"; 0 means none.
 	ReasonCode int
 }
+
+// SatisfactionReason is one of the account's reasons for a bad rating
+// (§3.2): ReasonCode is what a rating gives as reason_code, Value the name
+// shown.
+type SatisfactionReason struct {
+	ID         int64      `json:"id"`
+	ReasonCode int        `json:"reason_code"`
+	Value      string     `json:"value"`
+	RawValue   string     `json:"raw_value"`
+	DeletedAt  *time.Time `json:"deleted_at"`
+}

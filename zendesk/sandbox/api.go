@@ -290,16 +290,6 @@ func (c *call) showManyTickets() {
 	writeJSON(c.w, http.StatusOK, map[string]any{"tickets": out, "next_page": nil, "previous_page": nil, "count": len(out)})
 }
 
-// reasons maps legacy CSAT reason codes to their text (§3.2).
-var reasons = map[int64]string{
-	0:   "No reason provided",
-	5:   "The issue took too long to resolve",
-	6:   "The issue was not resolved",
-	7:   "The agent's knowledge is unsatisfactory",
-	8:   "The agent's attitude is unsatisfactory",
-	100: "Some other reason",
-}
-
 // rateTicket serves POST /api/v2/tickets/{id}/satisfaction_rating with the
 // rules of §3.2.
 func (c *call) rateTicket() {

@@ -56,6 +56,7 @@ func (s *Sandbox) routes() []*route {
 		{method: "GET", pattern: "/api/v2/tickets/show_many", resource: "tickets", staff: true, h: (*call).showManyTickets},
 		{method: "GET", pattern: "/api/v2/tickets/{id}", resource: "tickets", staff: true, h: (*call).showTicket},
 		{method: "POST", pattern: "/api/v2/tickets/{id}/satisfaction_rating", resource: "satisfaction_ratings", h: (*call).rateTicket},
+		{method: "GET", pattern: "/api/v2/satisfaction_reasons", resource: "satisfaction_ratings", staff: true, h: (*call).listReasons},
 		{method: "GET", pattern: "/api/v2/requests", resource: "requests", h: (*call).listRequests},
 		{method: "GET", pattern: "/api/v2/requests/open", resource: "requests", h: (*call).listRequests},
 		{method: "GET", pattern: "/api/v2/requests/solved", resource: "requests", h: (*call).listRequests},
