@@ -82,10 +82,11 @@ func (w *sweepWorker) Work(ctx context.Context, _ *river.Job[sweepArgs]) error {
 // SweepResult counts what one sweep did.
 type SweepResult struct {
 	Sessions              int64 // expired sessions deleted
+	Previews              int   // previews never confirmed in store.PreviewLifetime, deleted
 	Revoked, Dead, Failed int   // unused grants, by outcome (see GrantSweep.Swept)
 }
 
-// SweepGrants deletes expired sessions, then revokes and deletes every grant
+// SweepGrants deletes expired sessions and week-old previews, then revokes and deletes every grant
 // no live session and no unfinished run uses. The periodic job calls it;
 // it is exported for tests and tools. A grant whose revocation fails is
 // kept for the next sweep, so no live token is forgotten while it may still
@@ -97,6 +98,11 @@ func (e *Engine) SweepGrants(ctx context.Context, cfg GrantSweep) (SweepResult, 
 		return res, fmt.Errorf("bulk: sweep grants: %w", err)
 	}
 	res.Sessions = n
+	// A preview nobody confirmed in a week goes, and with it its hold on
+	// the admin's sign-in.
+	if res.Previews, err = e.db.ExpirePreviews(ctx, e.now().Add(-store.PreviewLifetime)); err != nil {
+		return res, fmt.Errorf("bulk: sweep grants: %w", err)
+	}
 	ids, err := e.db.ListUnusedGrants(ctx, e.now().Add(-grantSweepGrace), grantSweepBatch)
 	if err != nil {
 		return res, fmt.Errorf("bulk: sweep grants: %w", err)

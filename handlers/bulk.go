@@ -72,13 +72,6 @@ func (a *app) bulkPage(c echo.Context) (views.BulkPage, error) {
 	if a.sandbox != nil {
 		p.SampleURL = sampleCSVPath
 	}
-	// Previews nobody confirmed go after a week, so the history shows
-	// what was sent rather than every file ever looked at.
-	if n, err := a.db.ExpirePreviews(c.Request().Context(), a.now().Add(-previewLifetime)); err != nil {
-		a.log.Warn("expire previews", "err", err)
-	} else if n > 0 {
-		a.log.Info("expired previews", "runs", n)
-	}
 	p.Reference = reference(a.reasonsFor(c))
 	runs, _, err := a.db.ListRuns(c.Request().Context(), store.RunFilter{Limit: 50})
 	if err != nil {

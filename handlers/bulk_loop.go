@@ -21,10 +21,6 @@ import (
 	"github.com/onbehalf/onbehalf/views"
 )
 
-// previewLifetime is how long a run may stay in preview, never confirmed,
-// before it is deleted.
-const previewLifetime = 7 * 24 * time.Hour
-
 // reasonsTTL is how long the account's reasons for a bad rating are kept
 // before they are read again.
 const reasonsTTL = 5 * time.Minute

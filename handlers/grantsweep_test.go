@@ -147,3 +147,31 @@ func TestSweepRefreshesBeforeRevoking(t *testing.T) {
 		}
 	}
 }
+
+// TestSweepExpiresAWeekOldPreviewAndItsHold: a preview nobody confirmed
+// keeps its admin's sign-in only for store.PreviewLifetime; the periodic
+// sweep deletes it after that, whether or not anyone opens the bulk page,
+// and then revokes the sign-in it held.
+func TestSweepExpiresAWeekOldPreviewAndItsHold(t *testing.T) {
+	t.Parallel()
+	app := newTestApp(t, testAppOptions{})
+	s := loginAs(t, app, sandbox.DemoAdminEmail)
+	id := runIDFrom(t, s.upload("rate", "forgotten.csv", []byte(ratingCSV())))
+	grant := onlyGrantOf(t, app, 1)
+	endSessions(t, app)
+
+	app.clock.Advance(store.PreviewLifetime - time.Hour)
+	if res := sweep(t, app); res.Previews != 0 || res.Revoked != 0 {
+		t.Fatalf("a six-day-old preview: %+v, want it and its grant kept", res)
+	}
+	app.clock.Advance(2 * time.Hour)
+	if res := sweep(t, app); res.Previews != 1 || res.Revoked != 1 {
+		t.Errorf("a week-old preview: %+v, want it deleted and its grant revoked", res)
+	}
+	if _, err := app.DB.FindRunByID(t.Context(), id); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("the week-old preview is still stored (err %v)", err)
+	}
+	if app.Sandbox.TokenActive(grant.Token.AccessToken) {
+		t.Error("the grant the preview held still works at Zendesk")
+	}
+}

@@ -48,6 +48,12 @@ func (db *DB) DiscardPreview(ctx context.Context, runID int64) error {
 	return nil
 }
 
+// PreviewLifetime is how long a run may stay in preview, never confirmed,
+// before it is deleted (ExpirePreviews): the history shows what was sent
+// rather than every file ever looked at, and an abandoned preview does not
+// hold its admin's Zendesk sign-in for ever.
+const PreviewLifetime = 7 * 24 * time.Hour
+
 // ExpirePreviews deletes the runs still in preview that were uploaded
 // before cutoff, with their rows, and returns how many it deleted.
 func (db *DB) ExpirePreviews(ctx context.Context, cutoff time.Time) (int, error) {
