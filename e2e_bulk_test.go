@@ -336,14 +336,31 @@ func TestE2EBulkRun(t *testing.T) {
 	if n := b.count(`[data-testid="run"][data-active]`); n != 1 {
 		t.Errorf("right after confirming the run page is not active (state %q); want live progress", b.mustText(tid("run-state")))
 	}
+	// The rows table follows: its Done tab counts in place, and its
+	// section is drawn again as rows end (e2eRows notes how many rows it
+	// showed done each time).
 	mustEval[bool](b, `(() => {
+		const note = (key, value) => {
+			const seen = JSON.parse(sessionStorage.getItem(key) || "[]");
+			seen.push(value);
+			sessionStorage.setItem(key, JSON.stringify(seen));
+		};
 		sessionStorage.setItem("e2eDone", "[]");
+		sessionStorage.setItem("e2eTab", "[]");
+		sessionStorage.setItem("e2eRows", "[]");
 		const el = document.querySelector('[data-testid="count-done"]');
-		new MutationObserver(() => {
-			const seen = JSON.parse(sessionStorage.getItem("e2eDone"));
-			seen.push(el.textContent);
-			sessionStorage.setItem("e2eDone", JSON.stringify(seen));
-		}).observe(el, {childList: true, characterData: true, subtree: true});
+		new MutationObserver(() => note("e2eDone", el.textContent))
+			.observe(el, {childList: true, characterData: true, subtree: true});
+		const tab = document.querySelector('[data-testid="tab-done"] [data-live="done"]');
+		new MutationObserver(() => note("e2eTab", tab.textContent))
+			.observe(tab, {childList: true, characterData: true, subtree: true});
+		new MutationObserver((records) => {
+			for (const r of records) for (const n of r.addedNodes) {
+				if (n.nodeType === 1 && n.matches('[data-testid="rows-section"]')) {
+					note("e2eRows", [...n.querySelectorAll('[data-testid="row-state"]')].filter((s) => s.textContent === "done").length);
+				}
+			}
+		}).observe(document.querySelector("main") || document.body, {childList: true, subtree: true});
 		return true;
 	})()`)
 	b.shot("progress")
@@ -354,6 +371,15 @@ func TestE2EBulkRun(t *testing.T) {
 	t.Logf("count-done as the live updates wrote it: %q", live)
 	if len(live) == 0 {
 		t.Error("count-done never changed in place while the run went on; want live progress over Server-Sent Events")
+	}
+	tabs := mustEval[[]string](b, `JSON.parse(sessionStorage.getItem("e2eTab") || "[]")`)
+	drawn := mustEval[[]int](b, `JSON.parse(sessionStorage.getItem("e2eRows") || "[]")`)
+	t.Logf("the Done tab as the live updates wrote it: %q; rows shown done each time the table was drawn again: %v", tabs, drawn)
+	if len(tabs) == 0 {
+		t.Error("the rows table's Done tab never changed while the run went on; want it to agree with the counters")
+	}
+	if len(drawn) == 0 || slices.Max(drawn) == 0 {
+		t.Error("the rows table was never drawn again with rows done while the run went on; want it to follow the counters")
 	}
 	if got := b.mustText(tid("run-state")); got != "done" {
 		t.Errorf("finished run is %q, want done", got)

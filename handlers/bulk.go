@@ -180,6 +180,9 @@ func (a *app) handleRun() echo.HandlerFunc {
 	return func(c echo.Context) error {
 		ctx := c.Request().Context()
 		id := runOf(c).ID
+		// The rows section alone, fetched again by the page's script while
+		// the run goes: counts and rows, nothing else.
+		fragment := c.QueryParam("fragment") == "rows"
 		prog, err := a.bulk.Progress(ctx, id)
 		if err != nil {
 			return err
@@ -195,7 +198,9 @@ func (a *app) handleRun() echo.HandlerFunc {
 		p.Queuing = queuingNote(run)
 		p.Active = p.Cancellable || p.Cancelling != ""
 		p.Finished = (run.State == store.RunDone || run.State == store.RunCancelled) && p.Cancelling == ""
-		p.Chart = a.runChart(c.Request().Context(), &run, p.Finished)
+		if !fragment {
+			p.Chart = a.runChart(c.Request().Context(), &run, p.Finished)
+		}
 		p.Preflighted = run.Preflighted
 		p.Writes = counts.Pending
 		p.ConfirmedBy, p.ConfirmedAt = run.ConfirmedBy.Name, run.StartedAt
@@ -206,12 +211,12 @@ func (a *app) handleRun() echo.HandlerFunc {
 			p.PausedReason = run.PausedReason
 		}
 		p.ScoreMap = scoreMapText(run.ScoreMap)
-		if p.Preview {
+		if p.Preview && !fragment {
 			if err := a.previewPage(ctx, &p, &run, prog.Counts); err != nil {
 				return err
 			}
 		}
-		if p.Finished && counts.Failed > 0 {
+		if p.Finished && counts.Failed > 0 && !fragment {
 			if err := a.retryChoices(ctx, &p, run.ID); err != nil {
 				return err
 			}
@@ -245,6 +250,10 @@ func (a *app) handleRun() echo.HandlerFunc {
 		}
 		if page*rowsPageSize < total {
 			p.NextURL = link(page + 1)
+		}
+		p.RowsURL = link(page) + "&fragment=rows"
+		if fragment {
+			return render(c, http.StatusOK, views.RowsFragment(p))
 		}
 		return render(c, http.StatusOK, views.Run(p))
 	}

@@ -449,3 +449,38 @@ func TestBulkRunPageSaysRowsAreBeingQueued(t *testing.T) {
 		t.Errorf("once every row is queued the queuing note reads %q (hidden %v); want it empty and hidden", note.Text(), hidden)
 	}
 }
+
+// TestRunRowsFragmentIsTheRowsSectionAlone: the run page names where its
+// rows section can be fetched on its own (for the tab and page shown), and
+// that address answers with the rows section only — its tabs with the live
+// counts' names, and the rows — so the page's script can keep the table in
+// step with the counters while a run goes.
+func TestRunRowsFragmentIsTheRowsSectionAlone(t *testing.T) {
+	t.Parallel()
+	app := newTestApp(t, testAppOptions{})
+	s := loginAs(t, app, sandbox.DemoAdminEmail)
+	id := runIDFrom(t, s.upload("rate", "fragment.csv", []byte(ratingCSV())))
+	page := s.get(fmt.Sprintf("/bulk/runs/%d?rows=invalid", id)).doc(t)
+	url, ok := page.Find(`[data-testid="rows-section"]`).Attr("data-rows-url")
+	if want := fmt.Sprintf("/bulk/runs/%d?page=1&rows=invalid&fragment=rows", id); !ok || url != want {
+		t.Fatalf("rows section's data-rows-url = %q, want %q", url, want)
+	}
+	r := s.get(url)
+	if r.Status != http.StatusOK {
+		t.Fatalf("GET %s: %d", url, r.Status)
+	}
+	frag := r.doc(t)
+	if n := frag.Find(`[data-testid="rows-section"]`).Length(); n != 1 {
+		t.Errorf("the fragment has %d rows sections, want 1", n)
+	}
+	if n := frag.Find(`[data-testid="run"], header, footer`).Length(); n != 0 {
+		t.Errorf("the fragment carries %d elements of the rest of the page, want the rows section alone", n)
+	}
+	if got := frag.Find(`[data-testid="tab-invalid"]`).AttrOr("aria-current", ""); got != "page" {
+		t.Error("the fragment lost the tab being shown")
+	}
+	full := s.get(fmt.Sprintf("/bulk/runs/%d", id)).doc(t)
+	if a, b := full.Find(`[data-testid="rows"] tbody tr`).Length(), s.get(fmt.Sprintf("/bulk/runs/%d?fragment=rows", id)).doc(t).Find(`[data-testid="rows"] tbody tr`).Length(); a == 0 || a != b {
+		t.Errorf("the page shows %d rows and its fragment %d, want the same, more than none", a, b)
+	}
+}

@@ -55,8 +55,9 @@ document.addEventListener("submit", (event) => {
   if (!run || !window.EventSource) return;
   const id = run.dataset.runId;
   const source = new EventSource("/bulk/runs/" + encodeURIComponent(id) + "/events");
+  // The counters sit in the run card and in the rows table's tabs.
   const set = (name, value) => {
-    for (const el of run.querySelectorAll("[data-live=" + name + "]")) {
+    for (const el of document.querySelectorAll("[data-live=" + name + "]")) {
       if (el instanceof HTMLProgressElement) el.value = Number(value);
       else el.textContent = String(value);
     }
@@ -80,8 +81,34 @@ document.addEventListener("submit", (event) => {
     if (p.finished) {
       source.close();
       window.location.reload();
+      return;
     }
+    refreshRows(p.done + p.failed + p.skipped);
   });
+  // The rows table follows the counters: when rows have ended since it was
+  // drawn, its section is fetched again (at most every two seconds), unless
+  // the keyboard is inside it, where a swap would lose the reader's place.
+  let ended = -1, fetching = false, last = 0;
+  const refreshRows = (now) => {
+    const section = document.querySelector("[data-testid=rows-section][data-rows-url]");
+    if (ended < 0) ended = now;
+    if (!section || now === ended || fetching || Date.now() - last < 2000) return;
+    if (section.contains(document.activeElement)) return;
+    fetching = true;
+    last = Date.now();
+    fetch(section.dataset.rowsUrl, { credentials: "same-origin" })
+      .then((res) => (res.ok ? res.text() : Promise.reject(res.status)))
+      .then((html) => {
+        const fresh = new DOMParser().parseFromString(html, "text/html").querySelector("[data-testid=rows-section]");
+        const current = document.querySelector("[data-testid=rows-section]");
+        if (fresh && current && !current.contains(document.activeElement)) {
+          current.replaceWith(fresh);
+          ended = now;
+        }
+      })
+      .catch(() => {}) // the next event tries again
+      .finally(() => { fetching = false; });
+  };
   // A form sent from the page (cancel, retry) leads to its own next page:
   // the stream stops, so a reload cannot replace that page and its notice.
   // Registered after the data-confirm listener, it sees a cancelled submit.

@@ -102,9 +102,12 @@ type RunPage struct {
 	PausedReason string
 	Preflighted  bool
 	// Writes is how many Zendesk writes confirming will make.
-	Writes      int
-	Rows        []RowView
-	RowFilter   string
+	Writes    int
+	Rows      []RowView
+	RowFilter string
+	// RowsURL fetches the rows section alone (RowsFragment) for the tab
+	// and page shown, so the page's script can keep it current.
+	RowsURL     string
 	PrevURL     string
 	NextURL     string
 	Header      []string
@@ -211,4 +214,12 @@ type MappingField struct {
 	Label    string
 	Required bool
 	Column   int // -1 when unmapped
+}
+
+// tabName names a rows tab for tests: its filter, or "all".
+func tabName(filter string) string {
+	if filter == "" {
+		return "all"
+	}
+	return filter
 }
