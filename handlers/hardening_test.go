@@ -194,6 +194,9 @@ func TestSignedInUploadIsNotHeldInMemory(t *testing.T) {
 			req.Header.Set("Content-Type", "multipart/form-data; boundary="+testBoundary)
 			req.Header.Set("Origin", app.URL)
 			req.Header.Set("Sec-Fetch-Site", "same-origin")
+			// Reading and storing 90,000 rows takes a while under the race
+			// detector on a busy CI machine: more than the harness's 30 s.
+			s.c.Timeout = 5 * time.Minute
 			r := s.do(req)
 			close(stop)
 			delta := int64(<-peak) - int64(base)
