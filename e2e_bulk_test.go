@@ -365,7 +365,7 @@ func TestE2EBulkRun(t *testing.T) {
 	})()`)
 	b.shot("progress")
 	b.mustWaitFinished()
-	b.shot("finished")
+	b.mustReview("finished")
 
 	live := mustEval[[]string](b, `JSON.parse(sessionStorage.getItem("e2eDone") || "[]")`)
 	t.Logf("count-done as the live updates wrote it: %q", live)

@@ -197,7 +197,7 @@ func (p parser) parse(cells []string) (actions.Action, []string, string) {
 			}
 			r.Score = to
 		} else if r.Score != "" {
-			parseErrs[FieldScore] = fmt.Sprintf("%q is neither good nor bad. Choose what it means under “Scores” on this page, or write good or bad in the file.", r.Score)
+			parseErrs[FieldScore] = fmt.Sprintf("%q is neither good nor bad. Choose what it means under “Scores” on the preview, or write good or bad in the file.", r.Score)
 		}
 		if s := cell(FieldReason); s != "" {
 			code, msg := p.reasons.code(s)
