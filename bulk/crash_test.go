@@ -52,6 +52,20 @@ func TestHelperCrashEngine(t *testing.T) {
 	time.Sleep(2 * time.Minute) // killed long before
 }
 
+// startCrashEngine starts TestHelperCrashEngine in a child process on env's
+// database and sandbox, taking back the jobs of engines silent for rescue;
+// the caller kills it.
+func startCrashEngine(t *testing.T, env *engineEnv, rescue time.Duration) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperCrashEngine$", "-test.count=1")
+	cmd.Env = append(os.Environ(), crashEnvDSN+"="+env.dsn, crashEnvZendesk+"="+env.sb.URL, crashEnvRescue+"="+rescue.String())
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return cmd
+}
+
 // TestEngineCrashRecovery runs an engine in a child process, kills it with
 // SIGKILL mid-run, and finishes the runs with a new engine on the same
 // database: every row ends in exactly one terminal state, no row is written
@@ -104,12 +118,7 @@ func TestEngineCrashRecovery(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperCrashEngine$", "-test.count=1")
-	cmd.Env = append(os.Environ(), crashEnvDSN+"="+env.dsn, crashEnvZendesk+"="+env.sb.URL)
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	cmd := startCrashEngine(t, env, 10*time.Second)
 	waitCounts(t, env.db, ratings.ID, 60*time.Second, "30 rows done", func(c store.RunCounts) bool { return c.Done >= 30 })
 	if err := cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
@@ -244,12 +253,7 @@ func crashInWindow(t *testing.T, tc crashWindowCase, noRecheck bool) string {
 	env.sb.SetHooks(sandbox.Hooks{AfterWrite: gate.AfterWrite})
 	t.Cleanup(gate.Release)
 
-	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperCrashEngine$", "-test.count=1")
-	cmd.Env = append(os.Environ(), crashEnvDSN+"="+env.dsn, crashEnvZendesk+"="+env.sb.URL)
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	cmd := startCrashEngine(t, env, 10*time.Second)
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
 	if err := gate.WaitHeld(ctx, 1); err != nil {
@@ -327,12 +331,7 @@ func TestCrashesDoNotWearARowOut(t *testing.T) {
 		// process's write is never applied.
 		gate := sandbox.NewGate(func(r *http.Request) bool { return r.Method == http.MethodPost })
 		env.sb.SetHooks(sandbox.Hooks{BeforeCall: gate.BeforeCall})
-		cmd := exec.Command(os.Args[0], "-test.run=^TestHelperCrashEngine$", "-test.count=1")
-		cmd.Env = append(os.Environ(), crashEnvDSN+"="+env.dsn, crashEnvZendesk+"="+env.sb.URL, crashEnvRescue+"=1s")
-		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
+		cmd := startCrashEngine(t, env, time.Second)
 		ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 		err := gate.WaitHeld(ctx, 1)
 		cancel()

@@ -678,44 +678,7 @@ func (e *Engine) Progress(ctx context.Context, runID int64) (Progress, error) {
 // results line up with the original file. It returns the new run's id, or
 // ErrNoFailedRows.
 func (e *Engine) RetryFailed(ctx context.Context, runID int64, admin actions.Admin, grantID int64) (int64, error) {
-	old, err := e.db.FindRunByID(ctx, runID)
-	if err != nil {
-		return 0, fmt.Errorf("bulk: retry run %d: %w", runID, err)
-	}
-	c, err := e.db.RunCounts(ctx, runID)
-	if err != nil {
-		return 0, fmt.Errorf("bulk: retry run %d: %w", runID, err)
-	}
-	if c.Failed == 0 {
-		return 0, fmt.Errorf("bulk: retry run %d: %w", runID, ErrNoFailedRows)
-	}
-	r := &store.Run{AdminID: admin.ID, AdminName: admin.Name, GrantID: grantID, Kind: old.Kind,
-		FileName: old.FileName, Header: old.Header, Mapping: old.Mapping, Delimiter: old.Delimiter, RetryOf: old.ID}
-	err = e.db.CreateRunWithRows(ctx, r, func(add func([]store.RunRow) error) error {
-		var batch []store.RunRow
-		err := e.db.EachRunRow(ctx, runID, func(row store.RunRow) error {
-			if row.State != store.RowFailed {
-				return nil
-			}
-			batch = append(batch, store.RunRow{Number: row.Number, Cells: row.Cells, Action: row.Action,
-				Valid: true, Key: row.Key, Duplicate: row.Duplicate})
-			if len(batch) == 500 {
-				if err := add(batch); err != nil {
-					return err
-				}
-				batch = batch[:0]
-			}
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-		return add(batch)
-	})
-	if err != nil {
-		return 0, fmt.Errorf("bulk: retry run %d: %w", runID, err)
-	}
-	return r.ID, nil
+	return RetryRows(ctx, e.db, runID, admin, grantID, false)
 }
 
 // StoreRows converts rows Read emitted into rows for the store (the action
