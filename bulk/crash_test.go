@@ -52,6 +52,21 @@ func TestHelperCrashEngine(t *testing.T) {
 	time.Sleep(2 * time.Minute) // killed long before
 }
 
+// confirmIdle confirms runs with an engine that never starts working: their
+// rows wait in the queue for the engine under test.
+func confirmIdle(t *testing.T, env *engineEnv, runs ...*store.Run) {
+	t.Helper()
+	confirmer, err := NewEngine(t.Context(), Config{DB: env.db, ZendeskURL: env.sb.URL, RateLimit: 6000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range runs {
+		if err := confirmer.Confirm(t.Context(), r.ID, env.admin, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // startCrashEngine starts TestHelperCrashEngine in a child process on env's
 // database and sandbox, taking back the jobs of engines silent for rescue;
 // the caller kills it.
@@ -94,16 +109,7 @@ func TestEngineCrashRecovery(t *testing.T) {
 	}
 	requests := env.mustImport(t, actions.KindCreateRequest, b.String())
 
-	// Confirm with an engine that never starts working.
-	confirmer, err := NewEngine(t.Context(), Config{DB: env.db, ZendeskURL: env.sb.URL, RateLimit: 6000})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, r := range []*store.Run{ratings, requests} {
-		if err := confirmer.Confirm(t.Context(), r.ID, env.admin, 0); err != nil {
-			t.Fatal(err)
-		}
-	}
+	confirmIdle(t, env, ratings, requests)
 	// Row 2 of the requests: an earlier attempt reached Zendesk and the
 	// process died before recording it.
 	if err := env.db.BeginWrite(t.Context(), requests.ID, 2); err != nil {
@@ -242,13 +248,7 @@ func TestKillAfterZendeskActedNeverWritesTwice(t *testing.T) {
 func crashInWindow(t *testing.T, tc crashWindowCase, noRecheck bool) string {
 	env := newEngineEnv(t, sandbox.Options{RateLimit: 6000, RateBurst: 100})
 	run := env.mustImport(t, tc.kind, tc.csv)
-	confirmer, err := NewEngine(t.Context(), Config{DB: env.db, ZendeskURL: env.sb.URL, RateLimit: 6000})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := confirmer.Confirm(t.Context(), run.ID, env.admin, 0); err != nil {
-		t.Fatal(err)
-	}
+	confirmIdle(t, env, run)
 	gate := sandbox.NewGate(nil)
 	env.sb.SetHooks(sandbox.Hooks{AfterWrite: gate.AfterWrite})
 	t.Cleanup(gate.Release)
@@ -319,13 +319,7 @@ func TestCrashesDoNotWearARowOut(t *testing.T) {
 	env := newEngineEnv(t, sandbox.Options{RateLimit: 6000, RateBurst: 100})
 	tc := crashWindowCases()["rate"]
 	run := env.mustImport(t, tc.kind, tc.csv)
-	confirmer, err := NewEngine(t.Context(), Config{DB: env.db, ZendeskURL: env.sb.URL, RateLimit: 6000})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := confirmer.Confirm(t.Context(), run.ID, env.admin, 0); err != nil {
-		t.Fatal(err)
-	}
+	confirmIdle(t, env, run)
 	for kill := 1; kill <= maxAttempts+1; kill++ {
 		// Held on arrival, before Zendesk applies it: the killed
 		// process's write is never applied.

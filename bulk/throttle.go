@@ -234,19 +234,15 @@ func (t *Throttle) Wait(ctx context.Context) error {
 func (t *Throttle) waitShared(ctx context.Context, shared SharedLimit) error {
 	counted := false
 	for {
-		t.mu.Lock()
-		if d := t.pauseLocked(&counted); d > 0 {
-			// A pause already known here: no slot is taken before it
-			// ends.
-			t.mu.Unlock()
-			if err := overBudget(ctx, d); err != nil {
-				return err
-			}
-			if err := t.sleep(ctx, d); err != nil {
-				return err
-			}
+		// A pause already known here: no slot is taken before it ends.
+		waited, err := t.sitOutPause(ctx, &counted)
+		if err != nil {
+			return err
+		}
+		if waited {
 			continue
 		}
+		t.mu.Lock()
 		// The slot length follows the configured rate, or Zendesk's lower
 		// X-Rate-Limit, but not the pacing of a nearly spent window: a slot
 		// taken here is committed for every replica, so slots stretched to
@@ -335,17 +331,14 @@ func (t *Throttle) waitOwnBucket(ctx context.Context, shared SharedLimit) error 
 func (t *Throttle) waitLocal(ctx context.Context) error {
 	counted := false
 	for {
-		t.mu.Lock()
-		if d := t.pauseLocked(&counted); d > 0 {
-			t.mu.Unlock()
-			if err := overBudget(ctx, d); err != nil {
-				return err
-			}
-			if err := t.sleep(ctx, d); err != nil {
-				return err
-			}
+		waited, err := t.sitOutPause(ctx, &counted)
+		if err != nil {
+			return err
+		}
+		if waited {
 			continue
 		}
+		t.mu.Lock()
 		now := t.now()
 		t.refillLocked(now)
 		var d time.Duration
@@ -371,6 +364,21 @@ func (t *Throttle) waitLocal(ctx context.Context) error {
 		}
 		t.giveBack()
 	}
+}
+
+// sitOutPause waits for the pause known here, if there is one (or refuses
+// a pause longer than the caller's budget); it reports whether it waited.
+func (t *Throttle) sitOutPause(ctx context.Context, counted *bool) (bool, error) {
+	t.mu.Lock()
+	d := t.pauseLocked(counted)
+	t.mu.Unlock()
+	if d <= 0 {
+		return false, nil
+	}
+	if err := overBudget(ctx, d); err != nil {
+		return false, err
+	}
+	return true, t.sleep(ctx, d)
 }
 
 // pauseLocked is how long the pause known here still lasts, counted as a

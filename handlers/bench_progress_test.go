@@ -193,10 +193,7 @@ func newPerViewerServer(b *testing.B, a *app) *perViewerServer {
 		ctx := c.Request().Context()
 		id := runOf(c).ID
 		w := c.Response()
-		w.Header().Set(echo.HeaderContentType, "text/event-stream")
-		w.Header().Set("Cache-Control", "no-store")
-		w.Header().Set("X-Accel-Buffering", "no")
-		w.WriteHeader(http.StatusOK)
+		startEventStream(w)
 		tick := time.NewTicker(a.progressEvery)
 		defer tick.Stop()
 		for {

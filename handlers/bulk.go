@@ -592,6 +592,15 @@ type progressEvent struct {
 	Finished bool   `json:"finished"`
 }
 
+// startEventStream sends the headers of a Server-Sent Events stream: not
+// cached, not buffered by a proxy.
+func startEventStream(w *echo.Response) {
+	w.Header().Set(echo.HeaderContentType, "text/event-stream")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+}
+
 // handleEvents streams a run's progress as Server-Sent Events, about once a
 // second, until the run ends or the browser leaves. Every viewer of a run
 // shares one reader (progressHub), so an audience costs the database no
@@ -602,10 +611,7 @@ func (a *app) handleEvents() echo.HandlerFunc {
 		ctx := c.Request().Context()
 		id := runOf(c).ID
 		w := c.Response()
-		w.Header().Set(echo.HeaderContentType, "text/event-stream")
-		w.Header().Set("Cache-Control", "no-store")
-		w.Header().Set("X-Accel-Buffering", "no")
-		w.WriteHeader(http.StatusOK)
+		startEventStream(w)
 		v, ok := a.progress.subscribe(id)
 		if !ok {
 			return nil
