@@ -2,6 +2,7 @@ package bulk
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -11,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/riverqueue/river"
 
 	"github.com/onbehalf/onbehalf/actions"
 	"github.com/onbehalf/onbehalf/store"
@@ -422,5 +425,80 @@ func TestRowsWaitForTheRateLimitOutsideTheirJob(t *testing.T) {
 		if n := ratingWrites(t, env.sb)[tk.ID]; n != 1 {
 			t.Errorf("ticket %d rated %d times, want once", tk.ID, n)
 		}
+	}
+}
+
+// TestTakenOverAttemptKeepsTheJob: an engine thought dead (silent too long)
+// still works a row when another attempt of its job takes the row over.
+// The old attempt, refused at the send gate, must not end the job: River
+// would then mark the job completed under the attempt that took over, and
+// lose the row if that one snoozes. It hands the job back with a snooze,
+// and sends nothing.
+func TestTakenOverAttemptKeepsTheJob(t *testing.T) {
+	t.Parallel()
+	env := newEngineEnv(t, sandbox.Options{RateLimit: 6000, RateBurst: 100})
+	tc := crashWindowCases()["rate"]
+	run := env.mustImport(t, tc.kind, tc.csv)
+	confirmIdle(t, env, run)
+	e, err := NewEngine(t.Context(), Config{DB: env.db, ZendeskURL: env.sb.URL, Refresh: deadRefresh, RateLimit: 6000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The old attempt is held on its first read, after it claimed the row.
+	gate := sandbox.NewGate(func(r *http.Request) bool { return r.Method == http.MethodGet })
+	env.sb.SetHooks(sandbox.Hooks{BeforeCall: gate.BeforeCall})
+	t.Cleanup(gate.Release)
+	done := make(chan error, 1)
+	go func() { done <- e.work(t.Context(), run.ID, 2, "old/1/1") }()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	if err := gate.WaitHeld(ctx, 1); err != nil {
+		t.Fatalf("the old attempt never read: %v", err)
+	}
+	if _, _, err := env.db.ClaimRowFor(t.Context(), run.ID, 2, "new/1/2"); err != nil {
+		t.Fatal(err)
+	}
+	gate.Release()
+	err = <-done
+	var snooze *river.JobSnoozeError
+	if !errors.As(err, &snooze) {
+		t.Errorf("the taken-over attempt returned %v, want a snooze that keeps the job", err)
+	}
+	if n := ratingWrites(t, env.sb)[sandbox.TicketBeauSolved]; n != 0 {
+		t.Errorf("the taken-over attempt rated the ticket %d times, want none", n)
+	}
+	if row, _ := env.db.FindRunRow(t.Context(), run.ID, 2); row.State != store.RowQueued && row.State != store.RowPending {
+		t.Errorf("the row is %s, want still to run for the new attempt", row.State)
+	}
+}
+
+// TestRetryEndsARunWhoseEndWasLost: the last row of a run ended, but ending
+// the run did not happen (the database failed right then, or the process
+// died between the two). The job's next attempt finds the row ended and
+// must end the run, not leave it running for ever.
+func TestRetryEndsARunWhoseEndWasLost(t *testing.T) {
+	t.Parallel()
+	env := newEngineEnv(t, sandbox.Options{RateLimit: 6000, RateBurst: 100})
+	tc := crashWindowCases()["rate"]
+	run := env.mustImport(t, tc.kind, tc.csv)
+	confirmIdle(t, env, run)
+	e, err := NewEngine(t.Context(), Config{DB: env.db, ZendeskURL: env.sb.URL, Refresh: deadRefresh, RateLimit: 6000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := env.db.ClaimRow(t.Context(), run.ID, 2); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := env.db.FinishRow(t.Context(), run.ID, 2, store.RowResult{State: store.RowDone}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := env.db.FindRunByID(t.Context(), run.ID); r.State != store.RunRunning {
+		t.Fatalf("the run is %s before the retry, want running (its end lost)", r.State)
+	}
+	if err := e.work(t.Context(), run.ID, 2, "retry/1/2"); err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := env.db.FindRunByID(t.Context(), run.ID); r.State != store.RunDone {
+		t.Errorf("after the retry the run is %s, want done", r.State)
 	}
 }

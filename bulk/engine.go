@@ -371,10 +371,15 @@ func (e *Engine) rescueLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		if err := e.db.Heartbeat(ctx, e.id); err != nil && ctx.Err() == nil {
+		// A round that cannot finish within its own period says so: a
+		// heartbeat stuck behind a busy database pool must not pass for
+		// one that was written.
+		rctx, cancel := context.WithTimeout(ctx, every)
+		if err := e.db.Heartbeat(rctx, e.id); err != nil && ctx.Err() == nil {
 			e.log.Warn("bulk: heartbeat", "err", err)
 		}
-		n, err := e.db.RescueSilentWorkers(ctx, e.rescueAfter)
+		n, err := e.db.RescueSilentWorkers(rctx, e.rescueAfter)
+		cancel()
 		if err != nil && ctx.Err() == nil {
 			e.log.Warn("bulk: rescue rows of silent replicas", "err", err)
 		}

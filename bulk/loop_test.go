@@ -189,6 +189,10 @@ func TestRetryRows(t *testing.T) {
 		3: {State: store.RowFailed, HTTPStatus: 422, Error: "Ticket #105 is closed."},
 		4: {State: store.RowDone, HTTPStatus: 200},
 	}
+	// Row 2's writes may have reached Zendesk: the retry must check first.
+	if err := db.BeginWrite(ctx, run.ID, 2); err != nil {
+		t.Fatal(err)
+	}
 	for n, res := range results {
 		if _, err := db.FinishRow(ctx, run.ID, n, res, nil); err != nil {
 			t.Fatal(err)
@@ -210,6 +214,9 @@ func TestRetryRows(t *testing.T) {
 		}
 		if !cmp.Equal(got, tt.want) {
 			t.Errorf("RetryRows(only may pass %v) took rows %v, want %v", tt.only, got, tt.want)
+		}
+		if len(rows) == 0 || rows[0].Attempts != 1 {
+			t.Errorf("the retried row 2 has %v attempts that may have acted, want 1 (its earlier write's outcome is unknown)", rows)
 		}
 		if nr, _ := db.FindRunByID(ctx, id); nr.RetryOf != run.ID || nr.ScoreMap["5"] != "good" {
 			t.Errorf("retry run %+v, want RetryOf %d and the score map", nr, run.ID)

@@ -202,8 +202,10 @@ func RetryRows(ctx context.Context, db *store.DB, runID int64, admin actions.Adm
 				return nil
 			}
 			n++
+			// Attempts come along: a row whose earlier write may have
+			// reached Zendesk is checked there before it is sent again.
 			batch = append(batch, store.RunRow{Number: row.Number, Cells: row.Cells, Action: row.Action,
-				Valid: true, Key: row.Key, Duplicate: row.Duplicate})
+				Valid: true, Key: row.Key, Duplicate: row.Duplicate, Attempts: row.Attempts})
 			if len(batch) == 500 {
 				if err := add(batch); err != nil {
 					return err

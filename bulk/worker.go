@@ -105,7 +105,13 @@ func (e *Engine) work(ctx context.Context, runID int64, number int, claim string
 	switch row.State {
 	case store.RowPending, store.RowQueued:
 	default:
-		return nil // terminal already: a retry, a rescue or another replica finished it
+		// Terminal already: a retry, a rescue or another replica finished
+		// it. If ending the run failed after its last row, this is where
+		// the retry ends it.
+		if run.State == store.RunRunning {
+			return e.endRunIfDone(ctx, runID)
+		}
+		return nil
 	}
 	switch run.State {
 	case store.RunCancelled:
@@ -123,7 +129,7 @@ func (e *Engine) work(ctx context.Context, runID int64, number int, claim string
 	// the rate limit; a longer queue hands the worker back (queueTooLong).
 	rw.budget.Store(int64(e.jobTimeout / 4))
 	ctx = withWaitBudget(ctx, &rw.budget)
-	at := &attempt{e: e, run: run, number: number, rw: rw, failures: row.Failures,
+	at := &attempt{e: e, run: run, number: number, rw: rw, failures: row.Failures, attempts: row.Attempts, claim: claim,
 		last: row.Failures+1 >= maxAttempts}
 
 	// A long Retry-After: give the worker slot back rather than sit in
@@ -174,14 +180,14 @@ func (e *Engine) work(ctx context.Context, runID int64, number int, claim string
 				// another worker took it over.
 				return fmt.Errorf("%w: %w", actions.ErrStopped, err)
 			}
-			return err
+			return fmt.Errorf("%w: %w", errOwnStore, err)
 		}
 		// The gate is a database write and may take a moment; a 429 that
 		// came back meanwhile, here or on another replica, stops this
 		// write too: back to the throttle, the gate undone.
 		if e.throttle.PauseLeft(ctx) > 0 {
 			rw.sending.Store(false)
-			if err := e.db.EndAttempt(ctx, runID, number, store.AttemptEnd{}); err != nil {
+			if err := e.db.EndAttempt(ctx, runID, number, store.AttemptEnd{Claim: claim}); err != nil {
 				return err
 			}
 			return zendesk.ErrWaitAgain
@@ -197,6 +203,10 @@ func (e *Engine) work(ctx context.Context, runID int64, number int, claim string
 	}
 	return at.failure(ctx, rs.grantID, out, err)
 }
+
+// errOwnStore marks a send gate that could not reach onbehalf's own
+// database: an error of ours, not a failure of the row.
+var errOwnStore = errors.New("bulk: the send gate could not reach the database")
 
 // cancelledReason is what a skipped row of a cancelled run says.
 func cancelledReason(run *store.Run, row store.RunRow) string {
@@ -216,10 +226,13 @@ type attempt struct {
 	run    *store.Run
 	number int
 	rw     *rowWork
-	// failures is the row's count of failures before this attempt; last:
-	// a failure that may pass fails the row instead of retrying.
-	failures int
-	last     bool
+	// failures is the row's count of failures before this attempt, and
+	// attempts its count of writes that may have reached Zendesk; last: a
+	// failure that may pass fails the row instead of retrying.
+	failures, attempts int
+	last               bool
+	// claim names this attempt (ClaimRowFor).
+	claim string
 }
 
 // snooze hands the row back to the queue for d without spending an
@@ -228,7 +241,7 @@ func (at *attempt) snooze(ctx context.Context, d time.Duration) error {
 	d = max(d, time.Second)
 	dctx, cancel := detached(ctx)
 	defer cancel()
-	if err := at.e.db.EndAttempt(dctx, at.run.ID, at.number, store.AttemptEnd{WaitingUntil: at.e.now().Add(d)}); err != nil {
+	if err := at.e.db.EndAttempt(dctx, at.run.ID, at.number, store.AttemptEnd{WaitingUntil: at.e.now().Add(d), Claim: at.claim}); err != nil {
 		return err
 	}
 	return river.JobSnooze(d)
@@ -248,7 +261,7 @@ func (at *attempt) stopped(ctx context.Context, err error) *error {
 		// The queue for the rate limit is longer than the row may wait
 		// in its job: back to River until its turn is near; nothing was
 		// sent, and it counts for nothing.
-		if err := e.db.EndAttempt(dctx, at.run.ID, at.number, store.AttemptEnd{}); err != nil {
+		if err := e.db.EndAttempt(dctx, at.run.ID, at.number, store.AttemptEnd{Claim: at.claim}); err != nil {
 			ret = err
 		} else {
 			ret = river.JobSnooze(jitter(max(long.wait-long.budget/2, 100*time.Millisecond)))
@@ -260,7 +273,7 @@ func (at *attempt) stopped(ctx context.Context, err error) *error {
 		case ferr != nil:
 			ret = ferr
 		case run.State == store.RunPaused:
-			if err := e.db.EndAttempt(dctx, at.run.ID, at.number, store.AttemptEnd{}); err != nil {
+			if err := e.db.EndAttempt(dctx, at.run.ID, at.number, store.AttemptEnd{Claim: at.claim}); err != nil {
 				ret = err
 			} else {
 				ret = river.JobSnooze(e.paused)
@@ -269,10 +282,16 @@ func (at *attempt) stopped(ctx context.Context, err error) *error {
 			// Cancelled: Cancel skipped the row already unless it was in
 			// flight, and it was not: its write never passed the gate.
 			ret = e.finish(ctx, at.run.ID, at.number, store.RowResult{State: store.RowSkipped,
-				Error: cancelledReason(run, store.RunRow{})})
+				Error: cancelledReason(run, store.RunRow{Attempts: at.attempts})})
 		}
 	case errors.Is(err, store.ErrConflict) && !at.rw.sent.Load():
-		ret = nil // the row ended elsewhere, or another worker took it, before its write went out
+		// The row ended elsewhere, or another attempt of its job took it
+		// over (this engine was thought dead), before this write went
+		// out. Not nil: River would mark the job completed under the
+		// attempt that took over, and a snooze of that one would be lost
+		// with its row. A short snooze keeps the job until an attempt
+		// finds the row ended.
+		ret = river.JobSnooze(time.Second)
 	case ctx.Err() != nil && !at.rw.sent.Load():
 		// The job ran out of time, or the engine is stopping, before the
 		// write went out: not the row's failure. It goes again soon,
@@ -281,7 +300,7 @@ func (at *attempt) stopped(ctx context.Context, err error) *error {
 			e.log.Warn("bulk: job timeout: the row's job ran out of time before its write was sent",
 				"run", at.run.ID, "row", at.number, "timeout", e.jobTimeout)
 		}
-		if err := e.db.EndAttempt(dctx, at.run.ID, at.number, store.AttemptEnd{}); err != nil {
+		if err := e.db.EndAttempt(dctx, at.run.ID, at.number, store.AttemptEnd{Claim: at.claim}); err != nil {
 			ret = err
 		} else {
 			ret = river.JobSnooze(time.Second)
@@ -301,6 +320,14 @@ func (at *attempt) failure(ctx context.Context, grantID int64, out actions.Outco
 	e, runID, number := at.e, at.run.ID, at.number
 	dctx, cancel := detached(ctx)
 	defer cancel()
+	if errors.Is(err, errOwnStore) && !at.rw.sent.Load() {
+		// The send gate could not reach the database: nothing was sent,
+		// and it is not the row's failure. River tries the job again.
+		if eerr := e.db.EndAttempt(dctx, runID, number, store.AttemptEnd{Claim: at.claim}); eerr != nil {
+			return eerr
+		}
+		return err
+	}
 	var ref *actions.Refusal
 	// Run returns a bare Refusal when the attempt's outcome is known; a
 	// wrapped one (or a plain error) means the audit row could not be
@@ -311,22 +338,24 @@ func (at *attempt) failure(ctx context.Context, grantID int64, out actions.Outco
 	}
 	switch {
 	case ref.Code == actions.CodeLoginExpired:
-		paused, perr := e.db.PauseRun(ctx, runID, grantID, pausedReason)
+		paused, perr := e.db.PauseRun(dctx, runID, grantID, pausedReason)
 		if perr != nil {
 			return perr
 		}
 		if paused {
 			e.log.Info("bulk: run paused: sign-in expired", "run", runID)
-		} else if cur, ferr := e.db.FindRunByID(ctx, runID); ferr == nil && cur.GrantID != grantID {
+		} else if cur, ferr := e.db.FindRunByID(dctx, runID); ferr != nil {
+			return ferr
+		} else if cur.GrantID != grantID {
 			// The admin logged in again meanwhile: try at once with the new grant.
-			if err := e.db.EndAttempt(dctx, runID, number, store.AttemptEnd{}); err != nil {
+			if err := e.db.EndAttempt(dctx, runID, number, store.AttemptEnd{Claim: at.claim}); err != nil {
 				return err
 			}
 			return river.JobSnooze(time.Second)
 		}
 		// Nothing was done; the row waits for a login, not for the rate
 		// limit, so it does not count as Waiting.
-		if err := e.db.EndAttempt(dctx, runID, number, store.AttemptEnd{}); err != nil {
+		if err := e.db.EndAttempt(dctx, runID, number, store.AttemptEnd{Claim: at.claim}); err != nil {
 			return err
 		}
 		return river.JobSnooze(e.paused)
@@ -349,15 +378,19 @@ func (at *attempt) failure(ctx context.Context, grantID int64, out actions.Outco
 		// counts. If the write went out, the outcome is unknown, so the
 		// attempt stays counted at the gate too and the next one
 		// re-checks first.
-		if at.last {
-			return e.finish(ctx, runID, number, store.RowResult{State: store.RowFailed, HTTPStatus: ref.Status,
-				Error: ref.Message + " (gave up after several attempts)"})
-		}
 		// A write that provably never left (zendesk.Error.NotSent) cannot
 		// have acted; any other failure after the gate may have.
 		var ze *zendesk.Error
 		mayHaveActed := at.rw.sent.Load() && !(errors.As(err, &ze) && ze.NotSent)
-		if eerr := e.db.EndAttempt(dctx, runID, number, store.AttemptEnd{MayHaveActed: mayHaveActed, Failed: true}); eerr != nil {
+		if at.last {
+			msg := ref.Message
+			if mayHaveActed || at.attempts > 0 {
+				msg += store.UnknownOutcomeNote
+			}
+			return e.finish(ctx, runID, number, store.RowResult{State: store.RowFailed, HTTPStatus: ref.Status,
+				Error: msg + " " + gaveUpNote})
+		}
+		if eerr := e.db.EndAttempt(dctx, runID, number, store.AttemptEnd{MayHaveActed: mayHaveActed, Failed: true, Claim: at.claim}); eerr != nil {
 			return eerr
 		}
 		d := rowRetry(e.retryBase, at.failures+1)
@@ -409,10 +442,18 @@ func (e *Engine) finish(ctx context.Context, runID int64, number int, res store.
 	if !ok {
 		return nil
 	}
+	return e.endRunIfDone(ctx, runID)
+}
+
+// endRunIfDone ends the run when no row of it is left to run. A failure is
+// returned, so River runs the row's job again and the retry ends the run
+// (work's terminal-row path): a run is never left running with every row
+// ended.
+func (e *Engine) endRunIfDone(ctx context.Context, runID int64) error {
 	done, err := e.db.FinishRunIfDone(ctx, runID)
 	if err != nil {
 		e.log.Error("bulk: finish run", "run", runID, "err", err)
-		return nil
+		return err
 	}
 	if done {
 		e.forget(runID)

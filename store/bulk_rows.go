@@ -571,6 +571,10 @@ type AttemptEnd struct {
 	// WaitingUntil is when a row snoozed on the rate limit may go again
 	// (zero: not waiting for the rate limit).
 	WaitingUntil time.Time
+	// Claim, when set, names the worker attempt ending (ClaimRowFor): an
+	// attempt whose row another one took over changes nothing, so it
+	// cannot clear the new holder's in-flight mark or add to its failures.
+	Claim string
 }
 
 // EndAttempt records that the row's attempt ended without a terminal state:
@@ -578,9 +582,9 @@ type AttemptEnd struct {
 func (db *DB) EndAttempt(ctx context.Context, runID int64, number int, end AttemptEnd) error {
 	_, err := db.exec(ctx, `UPDATE bulk_rows SET attempts = attempts - CASE WHEN ? = 1 THEN 0 ELSE in_flight END,
 		failures = failures + ?, in_flight = 0, waiting_until = ?, updated_at = ?
-		WHERE run_id = ? AND number = ? AND state IN (?, ?)`,
+		WHERE run_id = ? AND number = ? AND state IN (?, ?) AND (? = '' OR claim = ?)`,
 		boolInt(end.MayHaveActed), boolInt(end.Failed), dbTimeOrZero(end.WaitingUntil), toDBTime(db.now()),
-		runID, number, RowPending, RowQueued)
+		runID, number, RowPending, RowQueued, end.Claim, end.Claim)
 	if err != nil {
 		return fmt.Errorf("store: end attempt of row %d of run %d: %w", number, runID, err)
 	}

@@ -36,6 +36,13 @@ func TestSendGateLetsOnlyTheClaimingAttemptWrite(t *testing.T) {
 		if row := mustFindRunRow(t, db, r.ID, n); !row.InFlight || row.Attempts != 1 {
 			t.Fatalf("after the gate the row is in flight %v with %d attempts, want in flight with 1", row.InFlight, row.Attempts)
 		}
+		// The first attempt ending late changes nothing of the new holder's.
+		if err := db.EndAttempt(t.Context(), r.ID, n, AttemptEnd{Failed: true, Claim: "engine-a/1/1"}); err != nil {
+			t.Fatal(err)
+		}
+		if row := mustFindRunRow(t, db, r.ID, n); !row.InFlight || row.Failures != 0 {
+			t.Errorf("the taken-over attempt's end left the row in flight %v with %d failures, want in flight with none", row.InFlight, row.Failures)
+		}
 	})
 }
 
