@@ -471,6 +471,11 @@ func (a *app) handleCreateRequest() echo.HandlerFunc {
 		}
 		p := views.NewRequestPage{Page: a.page(c, "Open a request"), Subject: act.Subject, Body: act.Body, Errors: fieldErrors(err)}
 		p.Nav = "as"
+		if ref := (*actions.Refusal)(nil); errors.As(err, &ref) && ref.Code == actions.CodeImpersonationIgnored {
+			// The request exists at Zendesk (not as the end user): the form
+			// comes back empty, so one more click cannot open another.
+			p.Subject, p.Body = "", ""
+		}
 		if p.Errors == nil {
 			p.Error = refusalMessage(err)
 		}

@@ -479,3 +479,25 @@ func lastComment(tk sandbox.Ticket) string {
 	}
 	return tk.Comments[len(tk.Comments)-1].Body
 }
+
+// TestIgnoredImpersonationDoesNotOfferTheSameRequestAgain: when Zendesk
+// opens the request but not as the end user, the request exists; the form
+// that comes back with the refusal must be empty, so one more click does
+// not open a second request.
+func TestIgnoredImpersonationDoesNotOfferTheSameRequestAgain(t *testing.T) {
+	t.Parallel()
+	app := newTestApp(t, testAppOptions{Switches: sandbox.Switches{ImpersonationIgnoredOnCreate: true}})
+	s := loginAs(t, app, sandbox.DemoAdminEmail)
+	s.mustPick(sandbox.DemoBeaEmail)
+	r := s.act("/as/requests", url.Values{"subject": {"Printer on fire"}, "body": {"Third floor."}})
+	if r.Status < 400 {
+		t.Fatalf("status %d, want the refusal page", r.Status)
+	}
+	d := r.doc(t)
+	if got := d.Find(`[data-testid="subject"]`).AttrOr("value", ""); got != "" {
+		t.Errorf("subject comes back as %q, want empty: the request was opened already", got)
+	}
+	if got := d.Find(`textarea[name="body"]`).Text(); got != "" {
+		t.Errorf("body comes back as %q, want empty", got)
+	}
+}

@@ -188,7 +188,13 @@ func (a *app) handleRun() echo.HandlerFunc {
 			return err
 		}
 		run, counts := prog.Run, prog.Counts
-		p := views.RunPage{Page: a.page(c, fmt.Sprintf("Run #%d", id)), Run: runSummary(run, counts), Header: run.Header}
+		// A fragment is fetched in the background: it must not take the
+		// one-time notice meant for the next page the admin opens.
+		pg := views.Page{Title: fmt.Sprintf("Run #%d", id)}
+		if !fragment {
+			pg = a.page(c, pg.Title)
+		}
+		p := views.RunPage{Page: pg, Run: runSummary(run, counts), Header: run.Header}
 		p.Nav = "bulk"
 		p.Counts = viewCounts(run, prog)
 		p.Owner = isOwner(&run, p.Admin)
@@ -209,6 +215,11 @@ func (a *app) handleRun() echo.HandlerFunc {
 		// onbehalf stopped, or that waits for a new sign-in, says why.
 		if run.State == store.RunPaused || (run.State == store.RunCancelled && run.CancelledBy.ID == 0) {
 			p.PausedReason = run.PausedReason
+		}
+		if run.State == store.RunPaused && !p.Owner {
+			// Only the owner's new sign-in resumes it; another admin's
+			// "Log in again" would only end their own session.
+			p.PausedReason = fmt.Sprintf("This run waits for %s to log in again: the Zendesk sign-in it runs under expired or was revoked.", run.AdminName)
 		}
 		p.ScoreMap = scoreMapText(run.ScoreMap)
 		if p.Preview && !fragment {

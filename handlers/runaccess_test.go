@@ -370,3 +370,52 @@ func TestBulkRunRoutesOfMissingRuns(t *testing.T) {
 		}
 	}
 }
+
+// TestPausedRunOffersLogInAgainOnlyToItsOwner: a run paused on a dead
+// sign-in resumes only with its owner's new sign-in. Another admin gets no
+// "Log in again" (it would only end their own session) but is told whose
+// sign-in the run waits for; the owner gets the button.
+func TestPausedRunOffersLogInAgainOnlyToItsOwner(t *testing.T) {
+	t.Parallel()
+	app := newTestApp(t, testAppOptions{})
+	ada := loginAs(t, app, sandbox.DemoAdminEmail)
+	id := runIDFrom(t, ada.upload("rate", "paused.csv", []byte(ratingCSV())))
+	if _, err := app.DB.SetRunState(t.Context(), id, []string{store.RunPreview}, store.RunPaused,
+		"Your Zendesk sign-in expired or was revoked. Log in again to continue."); err != nil {
+		t.Fatal(err)
+	}
+	page := fmt.Sprintf("/bulk/runs/%d", id)
+	if d := ada.get(page).doc(t); d.Find(`[data-testid="paused"] [data-testid="reauth"]`).Length() != 1 {
+		t.Error("the owner of the paused run is not offered Log in again")
+	}
+	ola := loginAs(t, app, sandbox.DemoAdmin2Email)
+	d := ola.get(page).doc(t)
+	if d.Find(`[data-testid="reauth"]`).Length() != 0 {
+		t.Error("another admin is offered Log in again on a run only its owner's sign-in can resume")
+	}
+	if got := d.Find(`[data-testid="paused"]`).Text(); !strings.Contains(got, "waits for Ada Admin to log in again") {
+		t.Errorf("another admin reads %q, want whose sign-in the run waits for", strings.TrimSpace(got))
+	}
+}
+
+// TestRowsFragmentLeavesTheNoticeForThePage: the rows section fetched in
+// the background while a run goes must not take the one-time notice meant
+// for the next page the admin opens.
+func TestRowsFragmentLeavesTheNoticeForThePage(t *testing.T) {
+	t.Parallel()
+	app := newTestApp(t, testAppOptions{})
+	s := loginAs(t, app, sandbox.DemoAdminEmail)
+	id := runIDFrom(t, s.upload("rate", "notice.csv", []byte(ratingCSV())))
+	// Choosing the columns again leaves a notice for the run page; the
+	// fragment is fetched first.
+	if r := s.act(fmt.Sprintf("/bulk/runs/%d/mapping", id), url.Values{"map_user": {"0"}, "map_ticket": {"1"}, "map_score": {"2"}}); r.Status != http.StatusSeeOther {
+		t.Fatalf("mapping: %d", r.Status)
+	}
+	if r := s.get(fmt.Sprintf("/bulk/runs/%d?fragment=rows", id)); r.Status != http.StatusOK {
+		t.Fatalf("fragment: %d", r.Status)
+	}
+	full := s.get(fmt.Sprintf("/bulk/runs/%d", id)).doc(t)
+	if full.Find(`[data-testid="notice"]`).Length() == 0 {
+		t.Error("the notice was taken by the background fetch of the rows; the page never showed it")
+	}
+}

@@ -1039,7 +1039,7 @@ func Run(p RunPage) templ.Component {
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
 				}
-				if p.Run.State == "paused" {
+				if p.Run.State == "paused" && p.Owner {
 					templ_7745c5c3_Err = ReauthForm(p.CSRF, "/bulk/runs/"+strconv.FormatInt(p.Run.ID, 10), "Log in again").Render(ctx, templ_7745c5c3_Buffer)
 					if templ_7745c5c3_Err != nil {
 						return templ_7745c5c3_Err
