@@ -1,6 +1,7 @@
 package bulk
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -173,8 +174,8 @@ func NewEngine(ctx context.Context, cfg Config) (*Engine, error) {
 		zendeskURL: cfg.ZendeskURL,
 		httpClient: cfg.HTTPClient,
 		refresh:    cfg.Refresh,
-		paused:     cmpOr(cfg.pausedSnooze, defaultPausedSnooze),
-		retryBase:  cmpOr(cfg.retryBase, defaultRetryBase),
+		paused:     cmp.Or(cfg.pausedSnooze, defaultPausedSnooze),
+		retryBase:  cmp.Or(cfg.retryBase, defaultRetryBase),
 		noRecheck:  cfg.noRecheck,
 		runs:       make(map[int64]*runState),
 		working:    make(map[int64]map[int]*rowWork),
@@ -193,8 +194,8 @@ func NewEngine(ctx context.Context, cfg Config) (*Engine, error) {
 			e.throttle.ShareLimit(dbLimit{db: cfg.DB, account: cfg.ZendeskURL})
 		}
 	}
-	e.rescueAfter = cmpOr(cfg.RescueStuckJobsAfter, DefaultRescueStuckJobsAfter)
-	e.jobTimeout = cmpOr(cfg.JobTimeout, DefaultJobTimeout)
+	e.rescueAfter = cmp.Or(cfg.RescueStuckJobsAfter, DefaultRescueStuckJobsAfter)
+	e.jobTimeout = cmp.Or(cfg.JobTimeout, DefaultJobTimeout)
 	e.writeTimeout = min(30*time.Second, e.jobTimeout/2)
 	e.id = newWorkerID()
 	workers := river.NewWorkers()
@@ -208,10 +209,10 @@ func NewEngine(ctx context.Context, cfg Config) (*Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bulk: new engine: %w", err)
 	}
-	poll := cmpOr(cfg.pollInterval, 200*time.Millisecond)
+	poll := cmp.Or(cfg.pollInterval, 200*time.Millisecond)
 	q, closeQueue, err := newQueue(ctx, cfg.DB, &river.Config{
 		Logger: e.log,
-		Queues: map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: cmpOr(cfg.Workers, DefaultWorkers)},
+		Queues: map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: cmp.Or(cfg.Workers, DefaultWorkers)},
 			queuingQueue: {MaxWorkers: 2}},
 		ID:          e.id,
 		Workers:     workers,
@@ -287,14 +288,6 @@ func newQueue(ctx context.Context, db *store.DB, cfg *river.Config) (*river.Clie
 		return nil, func() {}, fmt.Errorf("bulk: new engine: queue client: %w", err)
 	}
 	return q, closeFn, nil
-}
-
-func cmpOr[T comparable](v, def T) T {
-	var zero T
-	if v == zero {
-		return def
-	}
-	return v
 }
 
 // backoff is River's retry policy. Rows that fail in ways that may pass

@@ -1,6 +1,7 @@
 package bulk
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -67,7 +68,7 @@ func (e *Engine) addGrantSweep(workers *river.Workers, cfg GrantSweep) ([]*river
 	if err := river.AddWorkerSafely(workers, &sweepWorker{e: e, cfg: cfg}); err != nil {
 		return nil, err
 	}
-	every := cmpOr(cfg.Every, DefaultGrantSweepEvery)
+	every := cmp.Or(cfg.Every, DefaultGrantSweepEvery)
 	return []*river.PeriodicJob{river.NewPeriodicJob(river.PeriodicInterval(every),
 		func() (river.JobArgs, *river.InsertOpts) { return sweepArgs{}, nil },
 		&river.PeriodicJobOpts{ID: "sweep_grants", RunOnStart: true})}, nil

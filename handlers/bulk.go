@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -570,7 +571,7 @@ func (a *app) handleResults() echo.HandlerFunc {
 		h.Set(echo.HeaderContentType, "text/csv; charset=utf-8")
 		h.Set(echo.HeaderContentDisposition, fmt.Sprintf(`attachment; filename="onbehalf-run-%d-results.csv"`, id))
 		c.Response().WriteHeader(http.StatusOK)
-		if err := bulk.WriteResults(c.Response(), run.Header, cmpOr(run.Delimiter, ","), bulk.RunResults(ctx, a.db, run)); err != nil {
+		if err := bulk.WriteResults(c.Response(), run.Header, cmp.Or(run.Delimiter, ","), bulk.RunResults(ctx, a.db, run)); err != nil {
 			// The status line is gone; end the file visibly rather than
 			// let a short file pass for the whole run.
 			a.log.Error("write results csv", "run", id, "err", err)
@@ -579,8 +580,6 @@ func (a *app) handleResults() echo.HandlerFunc {
 		return nil
 	}
 }
-
-var errStopped = errors.New("stopped")
 
 // progressEvent is one Server-Sent Event of a run's progress.
 type progressEvent struct {

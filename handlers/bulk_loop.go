@@ -25,12 +25,27 @@ import (
 // before they are read again.
 const reasonsTTL = 5 * time.Minute
 
-// reasonsCache keeps each account's reasons for a bad rating for a few
+// reasonsCache keeps the account's reasons for a bad rating for a few
 // minutes: the bulk page, every upload and every re-check need them.
-var reasonsCache = struct {
-	sync.Mutex
-	m map[string]cachedReasons
-}{m: map[string]cachedReasons{}}
+type reasonsCache struct {
+	mu sync.Mutex
+	m  map[string]cachedReasons
+}
+
+func newReasonsCache() *reasonsCache { return &reasonsCache{m: map[string]cachedReasons{}} }
+
+func (rc *reasonsCache) get(account string) (cachedReasons, bool) {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	cr, ok := rc.m[account]
+	return cr, ok
+}
+
+func (rc *reasonsCache) put(account string, cr cachedReasons) {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	rc.m[account] = cr
+}
 
 type cachedReasons struct {
 	reasons bulk.Reasons
@@ -47,16 +62,12 @@ const reasonsRetry = 30 * time.Second
 // nil, which makes uploads take any whole-number code, and a sentence
 // saying so.
 func (a *app) reasonsFor(c echo.Context) (bulk.Reasons, string) {
-	reasonsCache.Lock()
-	cr, ok := reasonsCache.m[a.zendeskURL]
-	reasonsCache.Unlock()
+	cr, ok := a.reasons.get(a.zendeskURL)
 	if ok && (cr.note == "" && a.now().Sub(cr.at) < reasonsTTL || cr.note != "" && a.now().Sub(cr.at) < reasonsRetry) {
 		return cr.reasons, cr.note
 	}
 	failed := func(note string) (bulk.Reasons, string) {
-		reasonsCache.Lock()
-		reasonsCache.m[a.zendeskURL] = cachedReasons{note: note, at: a.now()}
-		reasonsCache.Unlock()
+		a.reasons.put(a.zendeskURL, cachedReasons{note: note, at: a.now()})
 		return nil, note
 	}
 	zc, err := a.zendeskFor(c)
@@ -69,15 +80,13 @@ func (a *app) reasonsFor(c echo.Context) (bulk.Reasons, string) {
 	if err != nil {
 		a.log.Warn("read satisfaction reasons", "err", err)
 		return failed("onbehalf could not read this account's reasons for a bad rating (" + actions.Explain(err).Message +
-			") Until it can, any whole-number reason code is taken as it is, and names are not.")
+			") Until it can, write reasons as their codes: any whole-number code is taken as it is, and names are refused.")
 	}
 	rs := make(bulk.Reasons, 0, len(list))
 	for _, r := range list {
 		rs = append(rs, bulk.Reason{Code: r.ReasonCode, Name: r.Value})
 	}
-	reasonsCache.Lock()
-	reasonsCache.m[a.zendeskURL] = cachedReasons{reasons: rs, at: a.now()}
-	reasonsCache.Unlock()
+	a.reasons.put(a.zendeskURL, cachedReasons{reasons: rs, at: a.now()})
 	return rs, ""
 }
 
@@ -391,13 +400,6 @@ func scoreMapText(m map[string]string) string {
 }
 
 // cmpOr is v, or def when v is the zero value.
-func cmpOr[T comparable](v, def T) T {
-	var zero T
-	if v == zero {
-		return def
-	}
-	return v
-}
 
 // onlyScoreErrors reports whether a row's only errors are about its score,
 // which the score mapping (not the file) fixes.

@@ -76,7 +76,9 @@ type app struct {
 	progress *progressHub
 	metrics  *metrics.Metrics
 	// charts keeps finished runs' charts; rateLimit is drawn on them.
-	charts    *chartCache
+	charts *chartCache
+	// reasons keeps the account's reasons for a bad rating (reasonsFor).
+	reasons   *reasonsCache
 	rateLimit int
 	// loginLimit rate-limits sign-ins per client address.
 	loginLimit *addrLimiter
@@ -132,6 +134,7 @@ func New(cfg Config) (*Server, error) {
 		progressEvery: cfg.ProgressEvery,
 		metrics:       cfg.Metrics,
 		charts:        newChartCache(),
+		reasons:       newReasonsCache(),
 		rateLimit:     cfg.RateLimit,
 	}
 	if a.maxUpload <= 0 {

@@ -9,7 +9,7 @@ import (
 // characters) and ids are far shorter; a longer term is a mistake (or an
 // attempt to make onbehalf forward megabytes to Zendesk), so it is not
 // sent, and the page says why.
-const maxSearchLen = 200
+const maxSearchLen = 254
 
 // searchTooLong returns a sentence for a search term over maxSearchLen
 // characters and the start of the term to show back in the search box, or
