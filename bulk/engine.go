@@ -105,6 +105,7 @@ type Config struct {
 	GrantSweep GrantSweep
 
 	// Knobs for tests.
+	queueBatch   int
 	noRecheck    bool
 	pausedSnooze time.Duration
 	retryBase    time.Duration
@@ -139,6 +140,8 @@ type Engine struct {
 	// may have reached Zendesk (the duplicate guard): only for the tests
 	// that show it is what keeps a crash from writing twice.
 	noRecheck bool
+	// queueBatch, when set, replaces the const queueBatch (tests).
+	queueBatch int
 	// beat stops the heartbeat; beatDone is closed when it has stopped.
 	beat     context.CancelFunc
 	beatDone chan struct{}
@@ -177,6 +180,7 @@ func NewEngine(ctx context.Context, cfg Config) (*Engine, error) {
 		paused:     cmp.Or(cfg.pausedSnooze, defaultPausedSnooze),
 		retryBase:  cmp.Or(cfg.retryBase, defaultRetryBase),
 		noRecheck:  cfg.noRecheck,
+		queueBatch: cfg.queueBatch,
 		runs:       make(map[int64]*runState),
 		working:    make(map[int64]map[int]*rowWork),
 	}
@@ -527,7 +531,7 @@ func (w *queueWorker) Work(ctx context.Context, job *river.Job[queueArgs]) error
 		if time.Since(start) > slice {
 			return river.JobSnooze(0)
 		}
-		cursor, err = e.db.QueueBatch(ctx, runID, cursor, queueBatch, target, last, func(tx *sql.Tx, heads []int) error {
+		cursor, err = e.db.QueueBatch(ctx, runID, cursor, cmp.Or(e.queueBatch, queueBatch), target, last, func(tx *sql.Tx, heads []int) error {
 			params := make([]river.InsertManyParams, len(heads))
 			for i, num := range heads {
 				params[i] = river.InsertManyParams{Args: rowArgs{RunID: runID, Row: num}}

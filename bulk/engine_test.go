@@ -373,15 +373,28 @@ func TestProgressETAKeepsToThePaceTheRunHasKept(t *testing.T) {
 	env := newEngineEnv(t, sandbox.Options{Data: sandbox.Generate(26, 60, 300), RateLimit: 6000, RateBurst: 100})
 	tickets := rateableTickets(t, env.sb, 101, 400, 100)
 	run := env.mustImport(t, actions.KindRate, ratingCSV(t, env.sb, tickets))
+	// The engine's clock is the run's start plus offset, so the time the
+	// test itself takes does not count.
 	var offset atomic.Int64
+	var start atomic.Pointer[time.Time]
 	e, err := NewEngine(t.Context(), Config{DB: env.db, ZendeskURL: env.sb.URL, RateLimit: 6000,
-		Now: func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }})
+		Now: func() time.Time {
+			if s := start.Load(); s != nil {
+				return s.Add(time.Duration(offset.Load()))
+			}
+			return time.Now()
+		}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := e.Confirm(t.Context(), run.ID, env.admin, env.grant.ID); err != nil {
 		t.Fatal(err)
 	}
+	confirmed, err := env.db.FindRunByID(t.Context(), run.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start.Store(&confirmed.StartedAt)
 	for n := 2; n < 2+25; n++ {
 		if _, _, err := env.db.ClaimRow(t.Context(), run.ID, n); err != nil {
 			t.Fatal(err)

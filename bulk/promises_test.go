@@ -489,7 +489,8 @@ func TestQueuingResumesAfterACrash(t *testing.T) {
 	run := env.mustImport(t, actions.KindRate, ratingCSV(t, env.sb, tickets))
 	// A slow first engine: few workers, so the queuer runs alongside.
 	first, err := NewEngine(t.Context(), Config{DB: env.db, ZendeskURL: env.sb.URL, Refresh: deadRefresh, RateLimit: 600,
-		Workers: 2, RescueStuckJobsAfter: 10 * time.Second, retryBase: 50 * time.Millisecond, pollInterval: 50 * time.Millisecond})
+		Workers: 2, RescueStuckJobsAfter: 10 * time.Second, retryBase: 50 * time.Millisecond, pollInterval: 50 * time.Millisecond,
+		queueBatch: 20})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -515,9 +516,11 @@ func TestQueuingResumesAfterACrash(t *testing.T) {
 	first.Stop(stopped)
 	got, _ := env.db.FindRunByID(t.Context(), run.ID)
 	t.Logf("stopped with %d of %d rows queued", got.QueuedRows, run.Valid)
+	if got.QueuedRows >= run.Valid {
+		t.Fatalf("the first engine queued all %d rows before it was stopped; the test proves nothing about resuming", got.QueuedRows)
+	}
 
-	second := env.newEngine(t, 60000, nil)
-	_ = second
+	env.newEngine(t, 60000, nil)
 	waitRun(t, env.db, run.ID, 90*time.Second, store.RunDone)
 	got, _ = env.db.FindRunByID(t.Context(), run.ID)
 	if c, _ := env.db.RunCounts(t.Context(), run.ID); c.Done != 400 || got.QueuedRows != 400 || got.Queuing() {

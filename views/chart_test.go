@@ -26,6 +26,9 @@ func TestChartBarsCoverLongRunsInAtMostSixtyBars(t *testing.T) {
 		t.Errorf("a 3-minute bar of 180 a minute reads %d rows per minute, want 180", per[0].Done)
 	}
 	bars := c.bars()
+	if len(bars) != 50 {
+		t.Fatalf("%d bars drawn, want 50", len(bars))
+	}
 	for _, b := range bars {
 		if b.X < chartLeft || b.X+b.W > chartW-chartRight+0.01 {
 			t.Errorf("bar at %.1f+%.1f leaves the plot", b.X, b.W)
