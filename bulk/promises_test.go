@@ -94,6 +94,9 @@ func TestCancelStopsRowsWaitingAndInFlight(t *testing.T) {
 	if err := gate.WaitHeld(ctx, 2); err != nil {
 		t.Fatalf("writes held: %d: %v", gate.Held(), err)
 	}
+	if st := e.throttle.Stats(); st.Waits == 0 {
+		t.Fatal("no row waited in the throttle before the cancel; the test proves nothing about waiting rows")
+	}
 	res, err := e.Cancel(t.Context(), run.ID, actions.Admin{ID: sandbox.DemoAdminID, Name: "Ola Owner"})
 	answered := time.Now()
 	if err != nil {
