@@ -2399,15 +2399,15 @@ func progressSummary(p RunPage) templ.Component {
 				return templ_7745c5c3_Err
 			}
 			var templ_7745c5c3_Var132 string
-			templ_7745c5c3_Var132, templ_7745c5c3_Err = templ.JoinStringErrs(pronoun(p.RetryOthersCount))
+			templ_7745c5c3_Var132, templ_7745c5c3_Err = templ.JoinStringErrs(standsAs(p.RetryOthersCount))
 			if templ_7745c5c3_Err != nil {
-				return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/bulk.templ`, Line: 414, Col: 121}
+				return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/bulk.templ`, Line: 414, Col: 122}
 			}
 			_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var132))
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 224, " stand:</strong> Zendesk refused ")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 224, ":</strong> Zendesk refused ")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
@@ -2425,15 +2425,15 @@ func progressSummary(p RunPage) templ.Component {
 				return templ_7745c5c3_Err
 			}
 			var templ_7745c5c3_Var134 string
-			templ_7745c5c3_Var134, templ_7745c5c3_Err = templ.JoinStringErrs(pronoun(p.RetryOthersCount))
+			templ_7745c5c3_Var134, templ_7745c5c3_Err = templ.JoinStringErrs(asked(p.RetryOthersCount))
 			if templ_7745c5c3_Err != nil {
-				return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/bulk.templ`, Line: 415, Col: 100}
+				return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/bulk.templ`, Line: 415, Col: 98}
 			}
 			_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var134))
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 226, " ask, not because it was busy. Fix the cause, then upload the rows to fix again.</p><ul>")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 226, ", not because it was busy. Fix the cause, then upload the rows to fix again.</p><ul>")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
@@ -3461,11 +3461,20 @@ func repeatHint(kind string) string {
 	return ""
 }
 
-func pronoun(n int) string {
+// standsAs is "it stands" or "they stand", for n rows.
+func standsAs(n int) string {
 	if n == 1 {
-		return "it"
+		return "it stands"
 	}
-	return "they"
+	return "they stand"
+}
+
+// asked is "it asks" or "they ask", for n rows.
+func asked(n int) string {
+	if n == 1 {
+		return "it asks"
+	}
+	return "they ask"
 }
 
 func pronounObj(n int) string {
