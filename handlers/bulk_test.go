@@ -234,6 +234,9 @@ func TestBulkPastedRowsAndRetryFailed(t *testing.T) {
 	if li := others.Find(`[data-testid="retry-other"]`).Text(); !strings.Contains(li, "Row 3") || !strings.Contains(li, "closed") {
 		t.Errorf("the finished run does not list the closed row as one that would fail again: %q", li)
 	}
+	if w := others.Find(`[data-testid="retry-others"] strong`).Text(); !strings.Contains(w, "1 failed row would fail again as it stands") {
+		t.Errorf("the warning over the rows that would fail again reads %q", w)
+	}
 	if others.Find(`[data-testid="retry"]`).Length() != 0 {
 		t.Error("the run offers to retry rows that may pass, but it has none")
 	}
