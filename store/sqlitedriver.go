@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
 )
 
 // The SQLite connections this package opens go through sqliteConnector, a
@@ -73,9 +74,23 @@ func newSQLiteConnector(dsn string) (*sqliteConnector, error) {
 	return &sqliteConnector{inner: inner, turn: &writeTurn{slot: make(chan struct{}, 1), wait: sqliteWriteWait}}, nil
 }
 
-// Connect implements driver.Connector.
+// Connect implements driver.Connector. Opening a connection runs the
+// pragmas, and on a new file journal_mode(WAL) needs the exclusive lock;
+// when two connections (two processes starting together) both hold the
+// shared lock and want it, SQLite answers SQLITE_BUSY at once rather than
+// call the busy handler, which could deadlock. Connect tries again, with a
+// short growing pause, for up to the busy timeout.
 func (c *sqliteConnector) Connect(ctx context.Context) (driver.Conn, error) {
 	conn, err := c.inner.Connect(ctx)
+	deadline := time.Now().Add(sqliteWriteWait)
+	for pause := time.Millisecond; err != nil && isSQLiteBusy(err) && time.Now().Before(deadline); pause = min(2*pause, 100*time.Millisecond) {
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(pause):
+		}
+		conn, err = c.inner.Connect(ctx)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -85,6 +100,13 @@ func (c *sqliteConnector) Connect(ctx context.Context) (driver.Conn, error) {
 		return nil, fmt.Errorf("sqlite driver connection %T lacks the context methods", conn)
 	}
 	return &sqliteConn{inner: ic, turn: c.turn, stmts: make(map[string]*cachedStmt)}, nil
+}
+
+// isSQLiteBusy reports whether err is SQLite's SQLITE_BUSY (any of its
+// extended codes).
+func isSQLiteBusy(err error) bool {
+	var se *sqlite.Error
+	return errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_BUSY
 }
 
 // Driver implements driver.Connector.
