@@ -435,7 +435,14 @@ func TestAuditPageFiltersAndExports(t *testing.T) {
 	if n := r.doc(t).Find(`[data-testid="audit-row"]`).Length(); n != 2 {
 		t.Errorf("filter rate+failed: %d rows, want 2", n)
 	}
-	if r := s.get("/audit?outcome=ok"); r.Status != http.StatusBadRequest {
+	// An old link's "ok" still means done.
+	r = s.get("/audit?action=rate&outcome=ok")
+	if r.Status != http.StatusOK {
+		t.Errorf("outcome=ok: status %d, want 200", r.Status)
+	} else if rows := r.doc(t).Find(`[data-testid="audit-row"]`); rows.Length() != 1 || !strings.Contains(rows.Text(), sandbox.DemoBeaEmail) {
+		t.Errorf("filter rate+ok: %d rows, want the one done: %q", rows.Length(), rows.Text())
+	}
+	if r := s.get("/audit?outcome=bogus"); r.Status != http.StatusBadRequest {
 		t.Errorf("an outcome outside the vocabulary: status %d, want 400", r.Status)
 	}
 	if r := s.get("/audit?from=yesterday"); r.Status != http.StatusBadRequest {

@@ -56,6 +56,11 @@ func parseAuditFilter(q url.Values) (views.AuditFilter, store.AuditFilter, error
 		}
 		sf.RunID = id
 	}
+	if vf.Outcome == store.OutcomeOK {
+		// The word links and scripts made before the shared vocabulary
+		// used: the same events as "done".
+		vf.Outcome = store.ResultDone
+	}
 	if vf.Outcome != "" && !slices.Contains(auditOutcomes, vf.Outcome) {
 		return vf, sf, fmt.Errorf("the outcome filter must be one of %s", strings.Join(auditOutcomes, ", "))
 	}
