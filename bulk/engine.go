@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -110,6 +111,7 @@ type Config struct {
 	pausedSnooze time.Duration
 	retryBase    time.Duration
 	pollInterval time.Duration
+	runIdle      time.Duration
 }
 
 // Engine runs bulk runs: it confirms them into one River job per row, works
@@ -145,6 +147,11 @@ type Engine struct {
 	// beat stops the heartbeat; beatDone is closed when it has stopped.
 	beat     context.CancelFunc
 	beatDone chan struct{}
+
+	// runIdle is how long a run's shared state (runs) is kept unused:
+	// a run finished, cancelled or paused on another replica is never
+	// forgotten here otherwise, nor its cache of users and tickets.
+	runIdle time.Duration
 
 	mu   sync.Mutex
 	runs map[int64]*runState
@@ -201,6 +208,7 @@ func NewEngine(ctx context.Context, cfg Config) (*Engine, error) {
 	e.rescueAfter = cmp.Or(cfg.RescueStuckJobsAfter, DefaultRescueStuckJobsAfter)
 	e.jobTimeout = cmp.Or(cfg.JobTimeout, DefaultJobTimeout)
 	e.writeTimeout = min(30*time.Second, e.jobTimeout/2)
+	e.runIdle = cmp.Or(cfg.runIdle, max(5*time.Minute, 2*e.jobTimeout))
 	e.id = newWorkerID()
 	workers := river.NewWorkers()
 	if err := river.AddWorkerSafely(workers, &rowWorker{e: e}); err != nil {
@@ -383,6 +391,7 @@ func (e *Engine) rescueLoop(ctx context.Context) {
 		if n > 0 {
 			e.log.Info("bulk: took back the rows of a replica that stopped answering", "jobs", n)
 		}
+		e.dropIdleRuns()
 	}
 }
 
@@ -772,6 +781,9 @@ type runState struct {
 	prefetch singleflight.Group
 	mu       sync.Mutex
 	fetched  map[int]bool // chunk -> prefetched
+
+	// used is when a row last asked for it (UnixNano); see dropIdleRuns.
+	used atomic.Int64
 }
 
 // state returns the shared state of run, rebuilt when the run switched to a
@@ -780,6 +792,7 @@ func (e *Engine) state(run *store.Run) (*runState, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if rs, ok := e.runs[run.ID]; ok && rs.grantID == run.GrantID {
+		rs.used.Store(time.Now().UnixNano())
 		return rs, nil
 	}
 	// A write that is sent finishes even if the job's deadline passes,
@@ -803,8 +816,25 @@ func (e *Engine) state(run *store.Run) (*runState, error) {
 			Now: e.now},
 		fetched: make(map[int]bool),
 	}
+	rs.used.Store(time.Now().UnixNano())
 	e.runs[run.ID] = rs
 	return rs, nil
+}
+
+// dropIdleRuns forgets the shared state of runs no row of this engine has
+// asked for in runIdle. A run whose last row ended here is forgotten at once
+// (forget); one that ended on another replica, or that waits paused, only
+// this way. A row still working keeps the state it holds; the next row of
+// the run builds it again.
+func (e *Engine) dropIdleRuns() {
+	before := time.Now().Add(-e.runIdle).UnixNano()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for id, rs := range e.runs {
+		if rs.used.Load() < before {
+			delete(e.runs, id)
+		}
+	}
 }
 
 // forget drops a finished run's shared state.

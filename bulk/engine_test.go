@@ -419,3 +419,52 @@ func TestProgressETAKeepsToThePaceTheRunHasKept(t *testing.T) {
 		t.Errorf("ETA after 25 rows in 50 s = %v, want about 150 s for the 75 left", p.ETA)
 	}
 }
+
+// A replica keeps a run's shared state (its Zendesk client and its cache of
+// users and tickets) only while its rows ask for it: a run that ended on
+// another replica, which never calls forget here, must not be kept for the
+// life of the process.
+func TestRunStateUnusedOnThisReplicaIsDropped(t *testing.T) {
+	t.Parallel()
+	env := newEngineEnv(t, sandbox.Options{})
+	const idle = time.Second
+	e := env.newEngine(t, 600, func(c *Config) {
+		c.runIdle = idle
+		c.RescueStuckJobsAfter = time.Second // a round every 200 ms
+	})
+	run := env.mustImport(t, actions.KindRate, "email,ticket_id,score\nbea@example.com,1,good\n")
+	held := func() (*runState, bool) {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		rs, ok := e.runs[run.ID]
+		return rs, ok
+	}
+
+	// Asked for more often than runIdle: kept, the same state each time.
+	first, err := e.state(run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 25 { // 2.5 s, more than twice runIdle
+		time.Sleep(100 * time.Millisecond)
+		rs, err := e.state(run)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rs != first {
+			t.Fatal("a run state in use was dropped and built again")
+		}
+	}
+
+	// Then no row asks (the run ended on another replica): dropped.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, ok := held(); !ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the state of run %d, unused for 10 s, is still held (runIdle %v)", run.ID, idle)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
