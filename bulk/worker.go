@@ -530,8 +530,7 @@ func (e *Engine) rateAlreadyDone(ctx context.Context, rs *runState, run *store.R
 	ev := &store.AuditEvent{Time: e.now(), AdminID: run.AdminID, AdminName: run.AdminName,
 		Action: string(actions.KindRate), EndUserID: t.RequesterID, EndUser: a.User, TicketID: a.Ticket,
 		Outcome: store.OutcomeOK, Detail: msg, ZendeskID: sr.ID, RunID: run.ID}
-	if err := e.db.CreateAuditEvent(ctx, ev); err != nil {
-		return false, err
-	}
-	return true, e.finish(ctx, run.ID, number, store.RowResult{State: store.RowDone, ZendeskID: sr.ID})
+	// The event commits with the row's end: a retry after a failure to
+	// record cannot add it twice, nor a row ended elsewhere meanwhile.
+	return true, e.finish(ctx, run.ID, number, store.RowResult{State: store.RowDone, ZendeskID: sr.ID, Audit: ev})
 }

@@ -94,6 +94,12 @@ type AuditEvent struct {
 // when zero). Action is required and Outcome must be one of the Outcome
 // constants.
 func (db *DB) CreateAuditEvent(ctx context.Context, e *AuditEvent) error {
+	return db.insertAuditEvent(ctx, db.db, e)
+}
+
+// insertAuditEvent is CreateAuditEvent on q: the handle, or a transaction
+// the event must commit with.
+func (db *DB) insertAuditEvent(ctx context.Context, q queryer, e *AuditEvent) error {
 	if e.Action == "" {
 		return fmt.Errorf("store: create audit event: empty action: %w", ErrInvalid)
 	}
@@ -107,10 +113,10 @@ func (db *DB) CreateAuditEvent(ctx context.Context, e *AuditEvent) error {
 		t = db.now()
 	}
 	var id int64
-	err := db.queryRow(ctx, `INSERT INTO audit_events
+	err := q.QueryRowContext(ctx, db.dialect.rebind(`INSERT INTO audit_events
 		(occurred_at, admin_id, admin_name, action, end_user_id, end_user, ticket_id,
 		 outcome, detail, zendesk_id, run_id, request_id, remote_addr)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`),
 		toDBTime(t), e.AdminID, e.AdminName, e.Action, e.EndUserID, e.EndUser, e.TicketID,
 		e.Outcome, e.Detail, e.ZendeskID, e.RunID, e.RequestID, e.RemoteAddr).Scan(&id)
 	if err != nil {

@@ -66,6 +66,10 @@ type RowResult struct {
 	HTTPStatus int
 	Error      string
 	ZendeskID  int64
+	// Audit, if set, is added to the audit trail in the same transaction,
+	// and only if this call is the one that ends the row: a retry after
+	// a failure to record cannot add it twice.
+	Audit *AuditEvent
 }
 
 // RowFilter selects rows of a run for ListRunRows.
@@ -630,6 +634,11 @@ func (db *DB) FinishRow(ctx context.Context, runID int64, number int, res RowRes
 	}
 	if err != nil {
 		return false, fmt.Errorf("store: finish row %d of run %d: %w", number, runID, err)
+	}
+	if res.Audit != nil {
+		if err := db.insertAuditEvent(ctx, tx, res.Audit); err != nil {
+			return false, fmt.Errorf("store: finish row %d of run %d: %w", number, runID, err)
+		}
 	}
 	if nextNumber > 0 && next != nil {
 		var state string

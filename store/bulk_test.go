@@ -445,7 +445,8 @@ func TestRowLifecycle(t *testing.T) {
 	})
 }
 
-// TestFinishRowOnce races many finishers on each row: exactly one wins.
+// TestFinishRowOnce races many finishers on each row: exactly one wins, and
+// only the winner's audit event is kept.
 func TestFinishRowOnce(t *testing.T) {
 	t.Parallel()
 	forEachDB(t, func(t *testing.T, dsn string) {
@@ -458,7 +459,8 @@ func TestFinishRowOnce(t *testing.T) {
 			for i := range 4 {
 				wg.Go(func() {
 					state := []string{RowDone, RowFailed, RowSkipped, RowDone}[i]
-					ok, err := db.FinishRow(t.Context(), r.ID, n, RowResult{State: state}, nil)
+					ev := &AuditEvent{Action: "rate", Outcome: OutcomeOK, RunID: r.ID, Detail: state}
+					ok, err := db.FinishRow(t.Context(), r.ID, n, RowResult{State: state, Audit: ev}, nil)
 					if err != nil {
 						t.Errorf("FinishRow: %v", err)
 					}
@@ -471,6 +473,46 @@ func TestFinishRowOnce(t *testing.T) {
 		wg.Wait()
 		if int(wins.Load()) != len(rows) {
 			t.Errorf("%d FinishRow calls won for %d rows", wins.Load(), len(rows))
+		}
+		if n := mustCount(t, db, `SELECT COUNT(*) FROM audit_events WHERE run_id = ?`, r.ID); n != len(rows) {
+			t.Errorf("%d audit events for %d rows ended once each", n, len(rows))
+		}
+	})
+}
+
+// TestFinishRowAuditCommitsWithTheRow: a finish that fails records neither
+// the row's end nor its audit event, so the retry adds the event once.
+func TestFinishRowAuditCommitsWithTheRow(t *testing.T) {
+	t.Parallel()
+	forEachDB(t, func(t *testing.T, dsn string) {
+		db := mustOpen(t, dsn, Options{})
+		r := newTestRun(t, db, 1, 14)
+		heads := mustStartRunBy(t, db, r.ID, ticketOf)
+		row := mustFindRunRow(t, db, r.ID, heads[0])
+		if row.Next == 0 {
+			t.Fatalf("row %d has no successor to fail the queuing of", row.Number)
+		}
+		ev := func() *AuditEvent {
+			return &AuditEvent{Action: "rate", Outcome: OutcomeOK, RunID: r.ID, Detail: "already rated"}
+		}
+		count := func() int {
+			return mustCount(t, db, `SELECT COUNT(*) FROM audit_events WHERE run_id = ?`, r.ID)
+		}
+		if _, err := db.FinishRow(t.Context(), r.ID, row.Number, RowResult{State: RowDone, Audit: ev()},
+			func(*sql.Tx, int) error { return errors.New("queue down") }); err == nil {
+			t.Fatal("FinishRow with a failing enqueue succeeded")
+		}
+		if n := count(); n != 0 {
+			t.Errorf("a finish rolled back left %d audit events", n)
+		}
+		for range 2 { // the retry, then a late duplicate
+			if _, err := db.FinishRow(t.Context(), r.ID, row.Number, RowResult{State: RowDone, Audit: ev()},
+				func(*sql.Tx, int) error { return nil }); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if n := count(); n != 1 {
+			t.Errorf("%d audit events after the retry and a duplicate, want 1", n)
 		}
 	})
 }
