@@ -10,6 +10,7 @@ import (
 	"mime/multipart"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -201,6 +202,56 @@ func TestBulkUploadRefusesBadFilesWhole(t *testing.T) {
 	}
 	if runs, total, err := app.DB.ListRuns(context.Background(), store.RunFilter{}); err != nil || total != 0 {
 		t.Errorf("refused uploads left %d runs behind (%v, %v)", total, runs, err)
+	}
+}
+
+// A form past the limit for forms (not a file) is not called a file, and
+// nothing is done.
+func TestLongFormIsRefusedAsAForm(t *testing.T) {
+	t.Parallel()
+	app := newTestApp(t, testAppOptions{})
+	s := loginAs(t, app, sandbox.DemoAdminEmail)
+	s.mustPick(sandbox.DemoBeaEmail)
+	before := len(app.Sandbox.Writes())
+	r := s.act(ticketPath(sandbox.TicketBeaOpen, "comment"), url.Values{"body": {strings.Repeat("long ", 600_000)}})
+	if r.Status != http.StatusRequestEntityTooLarge {
+		t.Errorf("a 3 MB comment: status %d, want 413", r.Status)
+	}
+	doc := r.doc(t)
+	if h := doc.Find("h1").Text(); !strings.Contains(h, "form is too large") {
+		t.Errorf("heading %q, want it to say the form is too large", h)
+	}
+	if msg := doc.Find(`[data-testid="error-message"]`).Text(); !strings.Contains(msg, "Shorten the text") || strings.Contains(msg, "file") {
+		t.Errorf("message %q should say to shorten the text, and not speak of a file", msg)
+	}
+	if n := len(app.Sandbox.Writes()) - before; n != 0 {
+		t.Errorf("a refused form made %d writes", n)
+	}
+}
+
+// An upload the server cannot spool to its temporary storage (a full disk,
+// here a temporary directory that does not exist) is the server's failure,
+// said as such, not "the upload did not arrive whole"; nothing is stored.
+// Not parallel: it sets TMPDIR for the process.
+func TestUploadTheServerCannotStoreSaysSo(t *testing.T) {
+	app := newTestApp(t, testAppOptions{})
+	s := loginAs(t, app, sandbox.DemoAdminEmail)
+	t.Setenv("TMPDIR", filepath.Join(t.TempDir(), "gone"))
+	// Past uploadMemory, so the parser writes it to a temporary file.
+	content := "email,ticket_id,score,comment\n" + strings.Repeat("bea@example.com,105,good,padding padding padding\n", 8000)
+	r := s.upload("rate", "big.csv", []byte(content))
+	if r.Status != http.StatusServiceUnavailable {
+		t.Errorf("status %d, want 503", r.Status)
+	}
+	doc := r.doc(t)
+	if h := doc.Find("h1").Text(); !strings.Contains(h, "could not store the upload") {
+		t.Errorf("heading %q", h)
+	}
+	if msg := doc.Find(`[data-testid="error-message"]`).Text(); !strings.Contains(msg, "disk space") {
+		t.Errorf("message %q should name the likely cause", msg)
+	}
+	if _, total, err := app.DB.ListRuns(context.Background(), store.RunFilter{}); err != nil || total != 0 {
+		t.Errorf("an upload that could not be stored left %d runs (%v)", total, err)
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"mime"
 	"mime/multipart"
@@ -189,7 +190,7 @@ func (a *app) checkCSRF() echo.MiddlewareFunc {
 				got = firstPartToken(req)
 			} else if got == "" {
 				if err := req.ParseForm(); err != nil {
-					return formReadError(err, a.maxUpload)
+					return formReadError(err, a.maxUpload, multipartForm)
 				}
 				got = req.PostForm.Get("_csrf")
 			}
@@ -199,7 +200,7 @@ func (a *app) checkCSRF() echo.MiddlewareFunc {
 			}
 			if multipartForm {
 				if err := req.ParseMultipartForm(uploadMemory); err != nil {
-					return formReadError(err, a.maxUpload)
+					return formReadError(err, a.maxUpload, multipartForm)
 				}
 				// net/http removes the temporary files only for the request
 				// it passed in; a middleware may have replaced it.
@@ -256,17 +257,33 @@ func errFormExpired() error {
 	}
 }
 
-// formReadError says why a form could not be read: too large (the upload
-// limit), or cut off.
-func formReadError(err error, maxUpload int64) error {
+// formReadError says why a form could not be read: a file past the upload
+// limit, a form past maxFormBytes, an upload the server could not spool to
+// its temporary storage (a full disk: the server's fault, and logged), or a
+// body cut off on the way.
+func formReadError(err error, maxUpload int64, multipartForm bool) error {
 	var tooBig *http.MaxBytesError
-	if errors.As(err, &tooBig) || errors.Is(err, multipart.ErrMessageTooLarge) {
+	var spool *fs.PathError
+	switch {
+	case (errors.As(err, &tooBig) || errors.Is(err, multipart.ErrMessageTooLarge)) && multipartForm:
 		return &pageError{Status: http.StatusRequestEntityTooLarge, Heading: "The file is too large",
 			Message:    fmt.Sprintf("onbehalf accepts files up to %d MB (pasted rows up to 10 MB). Split the file into smaller ones and upload them one by one.", maxUpload>>20),
 			ActionHref: "/bulk", ActionLabel: "Back to bulk runs"}
+	case errors.As(err, &tooBig):
+		return &pageError{Status: http.StatusRequestEntityTooLarge, Heading: "The form is too large",
+			Message:    fmt.Sprintf("onbehalf accepts forms up to %d MB, room for about 65,000 characters of text. Nothing was changed. Shorten the text and send it again.", maxFormBytes>>20),
+			ActionHref: "/", ActionLabel: "Back to onbehalf"}
+	case errors.As(err, &spool):
+		return &pageError{Status: http.StatusServiceUnavailable, Heading: "onbehalf could not store the upload",
+			Message:    "The server could not write the file to its temporary storage (it may be out of disk space), so nothing was changed. Try again in a few minutes; if it keeps happening, tell whoever runs onbehalf.",
+			ActionHref: "/bulk", ActionLabel: "Back to bulk runs", Err: err}
 	}
-	return &pageError{Status: http.StatusBadRequest, Heading: "The upload did not arrive whole",
-		Message: "The form could not be read (the upload may have been interrupted). Try again.", ActionHref: "/bulk", ActionLabel: "Back to bulk runs", Err: err}
+	back, label := "/", "Back to onbehalf"
+	if multipartForm {
+		back, label = "/bulk", "Back to bulk runs"
+	}
+	return &pageError{Status: http.StatusBadRequest, Heading: "The form did not arrive whole",
+		Message: "onbehalf could not read the form (the connection may have been interrupted), so nothing was changed. Send it again.", ActionHref: back, ActionLabel: label, Err: err}
 }
 
 // requireAdmin lets signed-in admins through; others are sent to log in
