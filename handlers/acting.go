@@ -329,10 +329,16 @@ func (a *app) loadRequestPage(c echo.Context, zc *zendesk.Client, id int64) (vie
 		p.Rate.WhyNot = r.Message
 	} else {
 		p.Rate.Allowed = true
+		// The account's reasons, custom ones included (cached, as for
+		// the bulk page); Zendesk's defaults when they cannot be read.
+		reasons, _ := a.reasonsFor(c)
+		for _, r := range reasons {
+			p.Rate.Reasons = append(p.Rate.Reasons, views.Reason{Code: r.Code, Label: r.Name})
+		}
 		if sr := ticket.SatisfactionRating; sr != nil && (sr.Score == "good" || sr.Score == "bad") {
 			p.Rate.Score, p.Rate.Comment = sr.Score, sr.Comment
 			if sr.Score == "bad" {
-				p.Rate.ReasonCode = views.ReasonCodeOf(sr.Reason)
+				p.Rate.ReasonCode = views.ReasonCodeOf(p.Rate.ReasonChoices(), sr.Reason)
 			}
 		}
 	}

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/PuerkitoBio/goquery"
+
 	"github.com/onbehalf/onbehalf/store"
 	"github.com/onbehalf/onbehalf/zendesk/sandbox"
 )
@@ -506,5 +508,46 @@ func TestIgnoredImpersonationDoesNotOfferTheSameRequestAgain(t *testing.T) {
 	}
 	if got := d.Find(`textarea[name="body"]`).Text(); got != "" {
 		t.Errorf("body comes back as %q, want empty", got)
+	}
+}
+
+// The rating form offers the account's own reasons for a bad rating, custom
+// ones included, as the bulk reference does, and shows a rating's custom
+// reason as the one chosen.
+func TestRateFormOffersTheAccountsReasons(t *testing.T) {
+	t.Parallel()
+	app := newTestApp(t, testAppOptions{})
+	s := loginAs(t, app, sandbox.DemoAdminEmail)
+	s.mustPick(sandbox.DemoBeaEmail)
+	options := func() (map[string]string, string) {
+		doc := s.get(ticketPath(sandbox.TicketBeaSolved, "")).doc(t)
+		got := map[string]string{}
+		selected := ""
+		doc.Find(`select#reason option`).Each(func(_ int, o *goquery.Selection) {
+			v, _ := o.Attr("value")
+			got[v] = strings.TrimSpace(o.Text())
+			if _, ok := o.Attr("selected"); ok {
+				selected = v
+			}
+		})
+		return got, selected
+	}
+	custom := strconv.Itoa(sandbox.CustomReasonCode)
+	got, _ := options()
+	if got[custom] != sandbox.CustomReasonName {
+		t.Fatalf("reason options %v lack the account's custom reason %s %q", got, custom, sandbox.CustomReasonName)
+	}
+	if got["0"] != "No reason given" || got["6"] == "" {
+		t.Errorf("reason options %v lack 'No reason given' or a system reason", got)
+	}
+	r := s.act(ticketPath(sandbox.TicketBeaSolved, "rate"), url.Values{"score": {"bad"}, "reason": {custom}})
+	if r.Status != http.StatusOK && r.Status != http.StatusSeeOther {
+		t.Fatalf("rating with the custom reason: status %d", r.Status)
+	}
+	if tk, _ := app.Sandbox.TicketByID(sandbox.TicketBeaSolved); tk.Rating == nil || tk.Rating.Reason != sandbox.CustomReasonName {
+		t.Fatalf("the ticket's rating after the form: %+v", tk.Rating)
+	}
+	if _, selected := options(); selected != custom {
+		t.Errorf("the rated ticket's form has reason %q selected, want the custom reason %s", selected, custom)
 	}
 }

@@ -96,6 +96,25 @@ type RateForm struct {
 	Comment    string
 	ReasonCode int
 	Errors     map[string]string
+	// Reasons are the account's reasons for a bad rating; nil when they
+	// could not be read (ReasonChoices then offers Zendesk's defaults).
+	Reasons []Reason
+}
+
+// ReasonChoices is what the reason list offers: "No reason given" first,
+// then the account's reasons, custom ones included, or Zendesk's default
+// reasons when the account's could not be read.
+func (f RateForm) ReasonChoices() []Reason {
+	if len(f.Reasons) == 0 {
+		return BadRatingReasons()
+	}
+	out := []Reason{{0, "No reason given"}}
+	for _, r := range f.Reasons {
+		if r.Code != 0 {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // CommentForm is the comment form.
@@ -144,12 +163,12 @@ func BadRatingReasons() []Reason {
 	}
 }
 
-// ReasonCodeOf is the code of the reason whose label is text (Zendesk
-// returns a rating's reason as text, never its code: zendesk-api.md §3.2),
-// or 0 when none matches.
-func ReasonCodeOf(text string) int {
+// ReasonCodeOf is the code of the reason among reasons whose label is text
+// (Zendesk returns a rating's reason as text, never its code:
+// zendesk-api.md §3.2), or 0 when none matches.
+func ReasonCodeOf(reasons []Reason, text string) int {
 	text = strings.TrimSuffix(strings.TrimSpace(text), ".")
-	for _, r := range BadRatingReasons() {
+	for _, r := range reasons {
 		if r.Code != 0 && strings.EqualFold(r.Label, text) {
 			return r.Code
 		}
