@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -78,7 +79,9 @@ func (a *app) requireActing(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		if actingOf(c) == nil {
 			if c.Request().Method == http.MethodGet {
-				return c.Redirect(http.StatusSeeOther, "/users")
+				// After the pick, the admin goes on to the page asked for
+				// (a request page after logging in again, say).
+				return c.Redirect(http.StatusSeeOther, "/users?return_to="+queryEscape(safeReturnPath(c.Request().URL.RequestURI())))
 			}
 			return &pageError{Status: http.StatusConflict, Heading: "No end user picked",
 				Message: "Pick the end user to act as first; nothing was changed.", ActionHref: "/users", ActionLabel: "Find an end user"}
@@ -99,7 +102,7 @@ func (a *app) setNotice(c echo.Context, msg string) error {
 func (a *app) handleUsers() echo.HandlerFunc {
 	return func(c echo.Context) error {
 		q := strings.TrimSpace(c.QueryParam("q"))
-		p := views.UsersPage{Page: a.page(c, "Find an end user"), Query: q}
+		p := views.UsersPage{Page: a.page(c, "Find an end user"), Query: q, ReturnTo: pickReturn(c.QueryParam("return_to"))}
 		p.Nav = "users"
 		if p.Error, p.Query = searchTooLong(q); p.Error != "" {
 			p.Searched = true
@@ -180,7 +183,8 @@ func (a *app) handlePick() echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		p := views.UsersPage{Page: a.page(c, "Find an end user"), Query: ref, Searched: true}
+		returnTo := pickReturn(c.FormValue("return_to"))
+		p := views.UsersPage{Page: a.page(c, "Find an end user"), Query: ref, Searched: true, ReturnTo: returnTo}
 		p.Nav = "users"
 		u, err := actions.NewLookup(zc).User(c.Request().Context(), ref)
 		if err != nil {
@@ -206,8 +210,18 @@ func (a *app) handlePick() echo.HandlerFunc {
 		if err := sess.Save(c.Request(), c.Response()); err != nil {
 			return fmt.Errorf("save acting user: %w", err)
 		}
-		return c.Redirect(http.StatusSeeOther, "/as")
+		return c.Redirect(http.StatusSeeOther, cmp.Or(returnTo, "/as"))
 	}
+}
+
+// pickReturn is where a pick goes on to: a local page under /as/ (the page
+// the admin asked for before any end user was picked), or "" for the
+// picked user's requests.
+func pickReturn(p string) string {
+	if p = safeReturnPath(p); strings.HasPrefix(p, "/as/") {
+		return p
+	}
+	return ""
 }
 
 // handleStopActing forgets the picked end user.

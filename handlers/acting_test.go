@@ -551,3 +551,88 @@ func TestRateFormOffersTheAccountsReasons(t *testing.T) {
 		t.Errorf("the rated ticket's form has reason %q selected, want the custom reason %s", selected, custom)
 	}
 }
+
+// A page under /as/ opened before any end user is picked leads to the user
+// search and, after the pick, on to that page (after logging in again, say);
+// anywhere else, or a return path that is not local, leads to the requests.
+func TestPickGoesOnToThePageAskedFor(t *testing.T) {
+	t.Parallel()
+	app := newTestApp(t, testAppOptions{})
+	s := loginAs(t, app, sandbox.DemoAdminEmail)
+	page := ticketPath(sandbox.TicketBeaOpen, "")
+	r := s.get(page)
+	if want := "/users?return_to=" + url.QueryEscape(page); r.Status != http.StatusSeeOther || r.Location != want {
+		t.Fatalf("GET %s with no one picked: %d to %q, want 303 to %q", page, r.Status, r.Location, want)
+	}
+	doc := s.get(r.Location).doc(t)
+	if v, _ := doc.Find(`form[action="/users"] input[name="return_to"]`).Attr("value"); v != page {
+		t.Errorf("the search form carries return_to %q, want %q", v, page)
+	}
+	if doc.Find(`[data-testid="pick-return"]`).Length() != 1 {
+		t.Error("the search page does not say the pick goes on to the page opened")
+	}
+	// The search results' pick forms carry it too (the live search's
+	// fragment included).
+	frag := s.get("/users?fragment=1&q=" + url.QueryEscape(sandbox.DemoBeaEmail) + "&return_to=" + url.QueryEscape(page)).doc(t)
+	if v, _ := frag.Find(`form[action="/acting"] input[name="return_to"]`).Attr("value"); v != page {
+		t.Errorf("the pick form of the results carries return_to %q, want %q", v, page)
+	}
+	for _, tc := range []struct{ returnTo, want string }{
+		{page, page},
+		{"", "/as"},
+		{"/audit", "/as"},                       // not a page of the end user's
+		{"//evil.example/as/requests/1", "/as"}, // not local
+		{"https://evil.example/as/requests/1", "/as"},
+	} {
+		r := s.act("/acting", url.Values{"user": {sandbox.DemoBeaEmail}, "return_to": {tc.returnTo}})
+		if r.Status != http.StatusSeeOther || r.Location != tc.want {
+			t.Errorf("pick with return_to %q: %d to %q, want 303 to %q", tc.returnTo, r.Status, r.Location, tc.want)
+		}
+	}
+}
+
+// A form sent after the session ended is refused without acting, and its
+// page's button leads back to the form it came from (this site's Referer
+// only), where the browser tab fills in what was typed (static/app.js).
+func TestEndedSessionFormLeadsBackToTheForm(t *testing.T) {
+	t.Parallel()
+	app := newTestApp(t, testAppOptions{})
+	s := loginAs(t, app, sandbox.DemoAdminEmail)
+	s.mustPick(sandbox.DemoBeaEmail)
+	page := ticketPath(sandbox.TicketBeaOpen, "")
+	doc := s.get(page).doc(t)
+	if key, _ := doc.Find(`form[action$="/comment"]`).Attr("data-draft"); !strings.Contains(key, "/comment/") {
+		t.Errorf("the comment form's draft key %q does not name the form", key)
+	}
+	before := len(app.Sandbox.Writes())
+	endSessions(t, app)
+	send := func(referer string) response {
+		form := url.Values{"_csrf": {s.csrf}, "body": {"Typed for ten minutes"}}
+		req, err := http.NewRequest(http.MethodPost, s.abs(ticketPath(sandbox.TicketBeaOpen, "comment")), strings.NewReader(form.Encode()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Origin", app.URL)
+		req.Header.Set("Sec-Fetch-Site", "same-origin")
+		req.Header.Set("Referer", referer)
+		return s.do(req)
+	}
+	for _, tc := range []struct{ referer, want string }{
+		{app.URL + page, page},
+		{"https://evil.example" + page, "/"},
+		{"", "/"},
+	} {
+		r := send(tc.referer)
+		if r.Status != http.StatusForbidden {
+			t.Errorf("Referer %q: status %d, want 403", tc.referer, r.Status)
+			continue
+		}
+		if href, _ := r.doc(t).Find(`[data-testid="error-action"]`).Attr("href"); href != tc.want {
+			t.Errorf("Referer %q: the button leads to %q, want %q", tc.referer, href, tc.want)
+		}
+	}
+	if n := len(app.Sandbox.Writes()) - before; n != 0 {
+		t.Errorf("a form of an ended session made %d writes", n)
+	}
+}

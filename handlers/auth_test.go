@@ -316,7 +316,7 @@ func TestSecurityHeaders(t *testing.T) {
 		t.Errorf("CSP allows inline code: %q", csp)
 	}
 	for h, want := range map[string]string{
-		"Referrer-Policy":        "no-referrer",
+		"Referrer-Policy":        "same-origin",
 		"X-Content-Type-Options": "nosniff",
 	} {
 		if got := r.Header.Get(h); got != want {

@@ -15,6 +15,7 @@ import (
 	"mime"
 	"mime/multipart"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -109,7 +110,10 @@ func securityHeaders(https bool, zendeskOrigin string) echo.MiddlewareFunc {
 			h := c.Response().Header()
 			h.Set("Content-Security-Policy", csp)
 			h.Set("X-Content-Type-Options", "nosniff")
-			h.Set("Referrer-Policy", "no-referrer")
+			// Addresses (a search, a user's id) go to no other site; this
+			// site's own pages get them, so a refused form can lead back
+			// to the page it was on (formPage).
+			h.Set("Referrer-Policy", "same-origin")
 			h.Set("X-Frame-Options", "DENY")
 			h.Set("Cross-Origin-Opener-Policy", "same-origin")
 			h.Set("Cache-Control", "no-store")
@@ -177,7 +181,7 @@ func (a *app) checkCSRF() echo.MiddlewareFunc {
 				// The body may be large and cannot help; closing the
 				// connection spares reading it to keep the connection.
 				c.Response().Header().Set("Connection", "close")
-				return errFormExpired()
+				return errFormExpired(req)
 			}
 			multipartForm := strings.HasPrefix(req.Header.Get(echo.HeaderContentType), echo.MIMEMultipartForm)
 			if multipartForm {
@@ -196,7 +200,7 @@ func (a *app) checkCSRF() echo.MiddlewareFunc {
 			}
 			if subtle.ConstantTimeCompare([]byte(want), []byte(got)) != 1 {
 				c.Response().Header().Set("Connection", "close")
-				return errFormExpired()
+				return errFormExpired(req)
 			}
 			if multipartForm {
 				if err := req.ParseMultipartForm(uploadMemory); err != nil {
@@ -246,15 +250,32 @@ func firstPartToken(req *http.Request) string {
 	return string(v)
 }
 
-// errFormExpired is the answer to a POST without a valid form token.
-func errFormExpired() error {
+// errFormExpired is the answer to a POST without a valid form token. Its
+// button leads back to the page the form was on (log in first if the
+// session ended), where the browser tab fills in again what was typed
+// (static/app.js keeps drafts of the forms marked data-draft).
+func errFormExpired(req *http.Request) error {
+	back, label := formPage(req), "Back to the form"
+	if back == "/" {
+		label = "Back to onbehalf"
+	}
 	return &pageError{
 		Status:      http.StatusForbidden,
 		Heading:     "This form has expired",
-		Message:     "The form was opened in an older session (or on another site), so onbehalf did not act on it. Reload the page and submit it again.",
-		ActionHref:  "/",
-		ActionLabel: "Back to onbehalf",
+		Message:     "The form was opened in an older session (or on another site), so onbehalf did not act on it. Go back to the form, logging in again if asked, and send it again: this browser tab keeps what you typed and fills it in again.",
+		ActionHref:  back,
+		ActionLabel: label,
 	}
+}
+
+// formPage is the path of the page a form was sent from (its Referer, when
+// it is this site's), for a button back to it; "/" when unknown.
+func formPage(req *http.Request) string {
+	ref, err := url.Parse(req.Referer())
+	if err != nil || ref.Host != req.Host || (ref.Scheme != "http" && ref.Scheme != "https") {
+		return "/"
+	}
+	return safeReturnPath(ref.RequestURI())
 }
 
 // formReadError says why a form could not be read: a file past the upload
@@ -299,8 +320,8 @@ func (a *app) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
 		return &pageError{
 			Status:      http.StatusUnauthorized,
 			Heading:     "Your session has ended",
-			Message:     "You are not signed in any more, so nothing was changed. Log in with Zendesk and try again.",
-			ActionHref:  "/login",
+			Message:     "You are not signed in any more, so nothing was changed. Log in with Zendesk and send the form again: this browser tab keeps what you typed and fills it in again.",
+			ActionHref:  "/login?return_to=" + queryEscape(formPage(c.Request())),
 			ActionLabel: "Log in with Zendesk",
 		}
 	}

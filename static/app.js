@@ -21,6 +21,9 @@ document.addEventListener("submit", (event) => {
   const results = document.getElementById("user-results");
   if (!form || !results) return;
   const input = form.querySelector("input[name=q]");
+  // The page to go on to after a pick, if the search was opened for one.
+  const back = form.querySelector("input[name=return_to]");
+  const returnTo = back ? "&return_to=" + encodeURIComponent(back.value) : "";
   let timer = 0;
   let latest = 0;
   input.addEventListener("input", () => {
@@ -29,13 +32,13 @@ document.addEventListener("submit", (event) => {
       const q = input.value.trim();
       if (q.length < 2) return;
       const seq = ++latest;
-      const url = "/users?fragment=1&q=" + encodeURIComponent(q);
+      const url = "/users?fragment=1&q=" + encodeURIComponent(q) + returnTo;
       try {
         const res = await fetch(url, { credentials: "same-origin", headers: { Accept: "text/html" } });
         if (seq !== latest) return; // a newer search is on its way
         if (res.redirected || !res.ok) return; // signed out or failed: the plain form still works
         results.innerHTML = await res.text();
-        history.replaceState(null, "", "/users?q=" + encodeURIComponent(q));
+        history.replaceState(null, "", "/users?q=" + encodeURIComponent(q) + returnTo);
       } catch {
         // Network trouble: leave the last results; pressing Search still works.
       }
@@ -155,4 +158,85 @@ document.addEventListener("submit", (event) => {
     input.files = one.files;
     show();
   });
+})();
+
+// Drafts. What is typed into a form marked data-draft (the request page's
+// forms, a new request) is kept in this browser tab (sessionStorage, gone
+// when the tab closes) until the form is sent and the next page confirms it
+// with a notice. A session that ended, a form that expired or a lost
+// connection therefore loses nothing: when the form is shown again empty,
+// the text is filled in again, with a line saying so. The key (data-draft)
+// names the admin, the end user, the form and the request, so a draft is
+// never filled into a form for someone else. Logging out forgets them all.
+(() => {
+  const prefix = "onbehalf-draft:";
+  const sentKey = "onbehalf-draft-sent";
+  let store;
+  try {
+    store = window.sessionStorage;
+    store.getItem(sentKey);
+  } catch {
+    return; // storage switched off: the forms work as before
+  }
+  const sent = store.getItem(sentKey);
+  store.removeItem(sentKey);
+  if (sent && document.querySelector("[data-testid=notice]")) store.removeItem(prefix + sent);
+
+  document.addEventListener("submit", (event) => {
+    const form = event.target;
+    if (form instanceof HTMLFormElement && form.getAttribute("action") === "/logout") {
+      for (let i = store.length - 1; i >= 0; i--) {
+        const key = store.key(i);
+        if (key && key.startsWith(prefix)) store.removeItem(key);
+      }
+    }
+  });
+
+  const fields = (form) => Array.from(form.querySelectorAll("textarea[name], input[type=text][name]"));
+  for (const form of document.querySelectorAll("form[data-draft]")) {
+    const key = prefix + form.dataset.draft;
+    const save = () => {
+      const draft = {};
+      let any = false;
+      for (const f of fields(form)) {
+        if (f.value !== "") {
+          draft[f.name] = f.value;
+          any = true;
+        }
+      }
+      if (any) store.setItem(key, JSON.stringify(draft));
+      else store.removeItem(key);
+    };
+    form.addEventListener("input", save);
+    form.addEventListener("submit", (event) => {
+      if (event.defaultPrevented) return;
+      save();
+      store.setItem(sentKey, form.dataset.draft);
+    });
+
+    let draft = null;
+    try {
+      draft = JSON.parse(store.getItem(key) || "null");
+    } catch {
+      store.removeItem(key);
+    }
+    // The page came back with the text already in it (a refusal shows
+    // what was sent): nothing to fill in.
+    if (!draft || fields(form).some((f) => f.value !== "")) continue;
+    let restored = false;
+    for (const f of fields(form)) {
+      if (typeof draft[f.name] === "string") {
+        f.value = draft[f.name];
+        restored = true;
+      }
+    }
+    if (restored) {
+      const note = document.createElement("p");
+      note.className = "info";
+      note.setAttribute("role", "status");
+      note.dataset.testid = "draft-restored";
+      note.textContent = "What you typed here before has not been sent. It is filled in again: check it, then send it.";
+      form.prepend(note);
+    }
+  }
 })();

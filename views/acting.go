@@ -14,6 +14,9 @@ type UsersPage struct {
 	Searched bool
 	// Error says why the search failed, in words a person can act on.
 	Error string
+	// ReturnTo is the page the admin goes on to after picking ("" for
+	// the picked user's requests).
+	ReturnTo string
 }
 
 // UserRow is one search result. Only verified, active end users can be

@@ -2,6 +2,8 @@
 // struct; views read plain values and never touch the database or Zendesk.
 package views
 
+import "fmt"
+
 // Page is what the layout needs on every page.
 type Page struct {
 	// Title is the page's own title; the layout appends the app name.
@@ -19,6 +21,20 @@ type Page struct {
 	ActingAs *EndUser
 	// Nav marks the current section in the header ("users", "as", "audit").
 	Nav string
+}
+
+// DraftKey names a form's draft, which the browser tab keeps until the form
+// is sent (static/app.js): per admin, end user, form and request, so a draft
+// is never filled into a form for someone else.
+func DraftKey(p Page, form string, request int64) string {
+	var admin, user int64
+	if p.Admin != nil {
+		admin = p.Admin.ID
+	}
+	if p.ActingAs != nil {
+		user = p.ActingAs.ID
+	}
+	return fmt.Sprintf("%d/%d/%s/%d", admin, user, form, request)
 }
 
 // EndUser is the end user an admin acts as.
