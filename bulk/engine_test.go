@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -466,5 +467,59 @@ func TestRunStateUnusedOnThisReplicaIsDropped(t *testing.T) {
 			t.Fatalf("the state of run %d, unused for 10 s, is still held (runIdle %v)", run.ID, idle)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// The rows of a chunk share one prefetch. When the row that started it
+// stops waiting (its job's deadline, a cancel), the others still get the
+// prefetch, not an error that would send them to one call per value.
+func TestPrefetchOutlivesTheRowThatStartedIt(t *testing.T) {
+	t.Parallel()
+	env := newEngineEnv(t, sandbox.Options{})
+	e := env.newEngine(t, 600, nil)
+	tickets := rateableTickets(t, env.sb, 101, 200, 5)
+	run := env.mustImport(t, actions.KindRate, ratingCSV(t, env.sb, tickets))
+	gate := sandbox.NewGate(func(r *http.Request) bool { return strings.HasSuffix(r.URL.Path, "/tickets/show_many") })
+	env.sb.SetHooks(sandbox.Hooks{BeforeCall: gate.BeforeCall})
+	t.Cleanup(gate.Release)
+	rs, err := e.state(run)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	firstCtx, stopFirst := context.WithCancel(t.Context())
+	first := make(chan error, 1)
+	go func() { first <- e.prefetch(firstCtx, rs, run, 2) }()
+	wctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if err := gate.WaitHeld(wctx, 1); err != nil {
+		t.Fatalf("the prefetch's tickets call never arrived: %v", err)
+	}
+	second := make(chan error, 1)
+	go func() { second <- e.prefetch(t.Context(), rs, run, 3) }()
+
+	stopFirst() // the row that started it gives up
+	select {
+	case err := <-first:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("the row that gave up got %v, want its own context's end", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the row that gave up is still waiting for the prefetch")
+	}
+	gate.Release()
+	select {
+	case err := <-second:
+		if err != nil {
+			t.Errorf("the row still waiting got %v, want the prefetch", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the row still waiting never got the prefetch")
+	}
+	rs.mu.Lock()
+	fetched := rs.fetched[0]
+	rs.mu.Unlock()
+	if !fetched {
+		t.Error("the chunk is not marked fetched")
 	}
 }

@@ -472,7 +472,14 @@ func (e *Engine) prefetch(ctx context.Context, rs *runState, run *store.Run, num
 	if done {
 		return nil
 	}
-	_, err, _ := rs.prefetch.Do(strconv.Itoa(chunk), func() (any, error) {
+	// The rows waiting for the chunk share one fetch, which must not
+	// end with the row that started it (its job's deadline, or a queue
+	// for the rate limit longer than that row may wait, would fail the
+	// others' lookups, one call per value instead): it runs under its own
+	// deadline, and each row stops waiting when its own context ends.
+	ch := rs.prefetch.DoChan(strconv.Itoa(chunk), func() (any, error) {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.jobTimeout/2)
+		defer cancel()
 		rs.mu.Lock()
 		done := rs.fetched[chunk]
 		rs.mu.Unlock()
@@ -505,7 +512,12 @@ func (e *Engine) prefetch(ctx context.Context, rs *runState, run *store.Run, num
 		rs.mu.Unlock()
 		return nil, nil
 	})
-	return err
+	select {
+	case res := <-ch:
+		return res.Err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // rateAlreadyDone handles a rating row whose earlier attempt has an unknown
