@@ -84,10 +84,48 @@ func (a *app) requireActing(next echo.HandlerFunc) echo.HandlerFunc {
 				return c.Redirect(http.StatusSeeOther, "/users?return_to="+queryEscape(safeReturnPath(c.Request().URL.RequestURI())))
 			}
 			return &pageError{Status: http.StatusConflict, Heading: "No end user picked",
-				Message: "Pick the end user to act as first; nothing was changed.", ActionHref: "/users", ActionLabel: "Find an end user"}
+				Message: "Pick the end user to act as first; nothing was changed.", ActionHref: "/users", ActionLabel: "Find an end user",
+				NothingSent: true}
+		}
+		if c.Request().Method != http.MethodGet {
+			if err := sameActingUser(c); err != nil {
+				return err
+			}
 		}
 		return next(c)
 	}
+}
+
+// sameActingUser refuses a form drawn for another end user than the one
+// the session acts as now: the admin switched in another tab or window
+// after opening it, and sending it would act as the wrong person. Every
+// form under /as carries the end user it was drawn for (acting_user).
+func sameActingUser(c echo.Context) error {
+	who := actingOf(c)
+	form := strings.TrimSpace(c.FormValue("acting_user"))
+	if form == strconv.FormatInt(who.ID, 10) {
+		return nil
+	}
+	back := formPage(c.Request())
+	if form == "" {
+		return &pageError{Status: http.StatusConflict, Heading: "This form is out of date",
+			Message:    "The page this form came from does not say which end user it was for (it is older than this version of onbehalf), so nothing was sent. Open the page again and send the form from there.",
+			ActionHref: back, ActionLabel: "Open the page again", NothingSent: true}
+	}
+	id, err := strconv.ParseInt(form, 10, 64)
+	if err != nil || id <= 0 {
+		return &pageError{Status: http.StatusBadRequest, Heading: "This form is damaged",
+			Message:    "The form named no end user onbehalf can read, so nothing was sent. Open the page again and send the form from there.",
+			ActionHref: back, ActionLabel: "Open the page again", NothingSent: true}
+	}
+	again := "/users?q=" + queryEscape(form)
+	if r := pickReturn(back); r != "" {
+		again += "&return_to=" + queryEscape(r)
+	}
+	return &pageError{Status: http.StatusConflict, Heading: "You now act as someone else",
+		Message: fmt.Sprintf("This form was for the end user with Zendesk id %d, but since it was opened you switched to %s (in another tab or window), so nothing was sent. "+
+			"Act as the form's end user again to send it: this browser tab keeps what you typed.", id, who.Name),
+		ActionHref: again, ActionLabel: "Act as them again", NothingSent: true}
 }
 
 // setNotice keeps a one-line confirmation for the next page.
@@ -457,6 +495,9 @@ func (a *app) handleAct(kind actions.Kind) echo.HandlerFunc {
 		if fields == nil {
 			p.Error = refusalMessage(err)
 		}
+		if nothingSent(err) {
+			p.DraftSent = views.DraftKept
+		}
 		return render(c, refusalStatus(err), views.Request(p))
 	}
 }
@@ -493,8 +534,12 @@ func (a *app) handleCreateRequest() echo.HandlerFunc {
 		p.Nav = "as"
 		if ref := (*actions.Refusal)(nil); errors.As(err, &ref) && ref.Code == actions.CodeImpersonationIgnored {
 			// The request exists at Zendesk (not as the end user): the form
-			// comes back empty, so one more click cannot open another.
+			// comes back empty, so one more click cannot open another,
+			// and the browser tab forgets what was typed.
 			p.Subject, p.Body = "", ""
+			p.DraftSent = views.DraftDone
+		} else if nothingSent(err) {
+			p.DraftSent = views.DraftKept
 		}
 		if p.Errors == nil {
 			p.Error = refusalMessage(err)
@@ -543,6 +588,25 @@ func refusalStatus(err error) int {
 		return http.StatusServiceUnavailable
 	}
 	return http.StatusUnprocessableEntity
+}
+
+// nothingSent reports whether a failed action surely did nothing at
+// Zendesk: refused before anything was sent, or refused by Zendesk, or a
+// call that never went out. A network failure or a 5xx after the write went
+// out may have acted.
+func nothingSent(err error) bool {
+	var r *actions.Refusal
+	if !errors.As(err, &r) {
+		return false
+	}
+	switch r.Code {
+	case actions.CodeNetwork, actions.CodeUnavailable:
+		var ze *zendesk.Error
+		return errors.As(err, &ze) && ze.NotSent
+	case actions.CodeImpersonationIgnored, actions.CodeRejected, actions.CodeStopped:
+		return false
+	}
+	return true
 }
 
 func isLoginExpired(err error) bool {

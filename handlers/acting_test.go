@@ -22,6 +22,8 @@ import (
 type signedIn struct {
 	*browser
 	csrf string
+	// acting is the id of the end user last picked (mustPick).
+	acting string
 }
 
 func loginAs(t testing.TB, app *testApp, email string) *signedIn {
@@ -45,11 +47,22 @@ func (s *signedIn) mustPick(ref string) {
 	if r := s.pick(ref); r.Status != http.StatusSeeOther || r.Location != "/as" {
 		s.t.Fatalf("pick %s: status %d location %q: %.400s", ref, r.Status, r.Location, r.Body)
 	}
+	// The forms under /as name the end user they were drawn for.
+	v, ok := s.get("/as/requests/new").doc(s.t).Find(`input[name="acting_user"]`).Attr("value")
+	if !ok {
+		s.t.Fatalf("after picking %s the new-request form names no end user", ref)
+	}
+	s.acting = v
 }
 
+// act sends a form as the page would: with the form token and, under /as,
+// the end user the page was drawn for (unless the form names one).
 func (s *signedIn) act(path string, form url.Values) response {
 	s.t.Helper()
 	form.Set("_csrf", s.csrf)
+	if strings.HasPrefix(path, "/as/") && !form.Has("acting_user") && s.acting != "" {
+		form.Set("acting_user", s.acting)
+	}
 	return s.post(path, form)
 }
 

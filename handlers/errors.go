@@ -23,6 +23,9 @@ type pageError struct {
 	ActionHref  string
 	ActionLabel string
 	Err         error
+	// NothingSent says nothing of the form was acted on, so the browser
+	// tab keeps what was typed in it as not sent (views.DraftKept).
+	NothingSent bool
 }
 
 func (e *pageError) Error() string {
@@ -86,6 +89,9 @@ func (a *app) handleError(err error, c echo.Context) {
 		a.log.Error("request failed", "request_id", requestIDOf(c), "method", c.Request().Method, "path", c.Request().URL.Path, "err", err)
 	}
 	page := a.page(c, pe.Heading)
+	if pe.NothingSent {
+		page.DraftSent = views.DraftKept
+	}
 	status := pe.Status
 	if status == 499 {
 		status = http.StatusBadRequest
@@ -160,6 +166,7 @@ func (a *app) page(c echo.Context, title string) views.Page {
 	}
 	if n := stringValue(sess, keyNotice); n != "" {
 		p.Notice = n
+		p.DraftSent = views.DraftDone // the notice of a form that was done
 		delete(sess.Values, keyNotice)
 		if err := sess.Save(c.Request(), c.Response()); err != nil {
 			a.log.Warn("clear notice", "err", err)

@@ -16,6 +16,7 @@ import (
 	"mime/multipart"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"time"
 
@@ -265,17 +266,44 @@ func errFormExpired(req *http.Request) error {
 		Message:     "The form was opened in an older session (or on another site), so onbehalf did not act on it. Go back to the form, logging in again if asked, and send it again: this browser tab keeps what you typed and fills it in again.",
 		ActionHref:  back,
 		ActionLabel: label,
+		NothingSent: true,
 	}
 }
 
 // formPage is the path of the page a form was sent from (its Referer, when
-// it is this site's), for a button back to it; "/" when unknown.
+// it is this site's), for a button back to it; "/" when unknown. A page
+// shown in answer to a form (a refusal shows the form again at the address
+// it was sent to) is named by the page that form lives on, since only a
+// POST goes to that address.
 func formPage(req *http.Request) string {
 	ref, err := url.Parse(req.Referer())
 	if err != nil || ref.Host != req.Host || (ref.Scheme != "http" && ref.Scheme != "https") {
 		return "/"
 	}
-	return safeReturnPath(ref.RequestURI())
+	p := safeReturnPath(ref.RequestURI())
+	path := p
+	if i := strings.IndexAny(path, "?#"); i >= 0 {
+		path = path[:i]
+	}
+	for _, m := range postedPages {
+		if m.re.MatchString(path) {
+			return m.re.ReplaceAllString(path, m.page)
+		}
+	}
+	return p
+}
+
+// postedPages map the addresses forms are sent to onto the pages that
+// show those forms.
+var postedPages = []struct {
+	re   *regexp.Regexp
+	page string
+}{
+	{regexp.MustCompile(`^(/as/requests/\d+)/(rate|comment|solve)$`), "$1"},
+	{regexp.MustCompile(`^/as/requests$`), "/as/requests/new"},
+	{regexp.MustCompile(`^/acting(/stop)?$`), "/users"},
+	{regexp.MustCompile(`^(/bulk/runs/\d+)/[a-z-]+$`), "$1"},
+	{regexp.MustCompile(`^/(login|logout)$`), "/"},
 }
 
 // formReadError says why a form could not be read: a file past the upload
@@ -289,22 +317,22 @@ func formReadError(err error, maxUpload int64, multipartForm bool) error {
 	case (errors.As(err, &tooBig) || errors.Is(err, multipart.ErrMessageTooLarge)) && multipartForm:
 		return &pageError{Status: http.StatusRequestEntityTooLarge, Heading: "The file is too large",
 			Message:    fmt.Sprintf("onbehalf accepts files up to %d MB (pasted rows up to 10 MB). Split the file into smaller ones and upload them one by one.", maxUpload>>20),
-			ActionHref: "/bulk", ActionLabel: "Back to bulk runs"}
+			ActionHref: "/bulk", ActionLabel: "Back to bulk runs", NothingSent: true}
 	case errors.As(err, &tooBig):
 		return &pageError{Status: http.StatusRequestEntityTooLarge, Heading: "The form is too large",
 			Message:    fmt.Sprintf("onbehalf accepts forms up to %d MB, room for about 65,000 characters of text. Nothing was changed. Shorten the text and send it again.", maxFormBytes>>20),
-			ActionHref: "/", ActionLabel: "Back to onbehalf"}
+			ActionHref: "/", ActionLabel: "Back to onbehalf", NothingSent: true}
 	case errors.As(err, &spool):
 		return &pageError{Status: http.StatusServiceUnavailable, Heading: "onbehalf could not store the upload",
 			Message:    "The server could not write the file to its temporary storage (it may be out of disk space), so nothing was changed. Try again in a few minutes; if it keeps happening, tell whoever runs onbehalf.",
-			ActionHref: "/bulk", ActionLabel: "Back to bulk runs", Err: err}
+			ActionHref: "/bulk", ActionLabel: "Back to bulk runs", Err: err, NothingSent: true}
 	}
 	back, label := "/", "Back to onbehalf"
 	if multipartForm {
 		back, label = "/bulk", "Back to bulk runs"
 	}
 	return &pageError{Status: http.StatusBadRequest, Heading: "The form did not arrive whole",
-		Message: "onbehalf could not read the form (the connection may have been interrupted), so nothing was changed. Send it again.", ActionHref: back, ActionLabel: label, Err: err}
+		Message: "onbehalf could not read the form (the connection may have been interrupted), so nothing was changed. Send it again.", ActionHref: back, ActionLabel: label, Err: err, NothingSent: true}
 }
 
 // requireAdmin lets signed-in admins through; others are sent to log in
@@ -323,6 +351,7 @@ func (a *app) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
 			Message:     "You are not signed in any more, so nothing was changed. Log in with Zendesk and send the form again: this browser tab keeps what you typed and fills it in again.",
 			ActionHref:  "/login?return_to=" + queryEscape(formPage(c.Request())),
 			ActionLabel: "Log in with Zendesk",
+			NothingSent: true,
 		}
 	}
 }

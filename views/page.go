@@ -21,7 +21,18 @@ type Page struct {
 	ActingAs *EndUser
 	// Nav marks the current section in the header ("users", "as", "audit").
 	Nav string
+	// DraftSent tells the page's script what became of the form the
+	// browser tab sent last (static/app.js, drafts): DraftKept when
+	// nothing was sent, DraftDone when it was done (or must not be sent
+	// again). Empty: unknown, unless the page shows a notice.
+	DraftSent string
 }
+
+// DraftSent values.
+const (
+	DraftKept = "kept"
+	DraftDone = "done"
+)
 
 // DraftKey names a form's draft, which the browser tab keeps until the form
 // is sent (static/app.js): per admin, end user, form and request, so a draft
