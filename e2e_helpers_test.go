@@ -461,3 +461,15 @@ func (b *e2eBrowser) checkAccessibility(what string) {
 		b.t.Logf("axe-core: no violations on %s", what)
 	}
 }
+
+// newTab opens a second tab of the same browser (same cookies, its own
+// sessionStorage), closed when the test ends.
+func (b *e2eBrowser) newTab(name string) *e2eBrowser {
+	b.t.Helper()
+	ctx, cancel := chromedp.NewContext(b.ctx)
+	b.t.Cleanup(cancel)
+	if err := chromedp.Do(ctx); err != nil {
+		b.t.Fatalf("open a second tab: %v", err)
+	}
+	return &e2eBrowser{t: b.t, ctx: ctx, shots: b.shots, Name: name}
+}

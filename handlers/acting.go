@@ -25,6 +25,9 @@ const (
 	keyActingEmail = "acting_email"
 	keyScopes      = "scopes"
 	keyNotice      = "notice"
+	// keyDraftDone tells the next page that the form just sent was done
+	// (views.DraftDone) when it has no notice to say so.
+	keyDraftDone = "draft_done"
 	// keyWarning is a one-shot caution for the request page (amber, beside
 	// the green notice): what an action did besides what was asked.
 	keyWarning = "warning"

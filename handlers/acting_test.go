@@ -522,6 +522,55 @@ func TestIgnoredImpersonationDoesNotOfferTheSameRequestAgain(t *testing.T) {
 	if got := d.Find(`textarea[name="body"]`).Text(); got != "" {
 		t.Errorf("body comes back as %q, want empty", got)
 	}
+	// The browser tab is told the form was done, so it forgets its draft
+	// rather than fill the request in again.
+	if got := d.Find("body").AttrOr("data-draft-sent", ""); got != "done" {
+		t.Errorf("body[data-draft-sent] = %q, want done", got)
+	}
+}
+
+// A form drawn for one end user, sent after the session switched to another
+// (in another tab), is refused and nothing is sent; so is a form that names
+// no end user (a page from before forms did). A refusal by onbehalf or
+// Zendesk tells the browser tab the form was not sent.
+func TestFormForAnotherEndUserIsRefused(t *testing.T) {
+	t.Parallel()
+	app := newTestApp(t, testAppOptions{})
+	s := loginAs(t, app, sandbox.DemoAdminEmail)
+	s.mustPick(sandbox.DemoBeaEmail)
+	bea := s.acting
+	s.mustPick(sandbox.DemoBeauEmail) // the other tab
+	before := len(app.Sandbox.Writes())
+	for _, tc := range []struct {
+		name, path, acting, heading string
+	}{
+		{"new request drawn for Bea", "/as/requests", bea, "You now act as someone else"},
+		{"comment drawn for Bea", ticketPath(sandbox.TicketBeaOpen, "comment"), bea, "You now act as someone else"},
+		{"form naming no one", "/as/requests", "", "This form is out of date"},
+	} {
+		form := url.Values{"subject": {"Printer"}, "body": {"Jams."}, "acting_user": {tc.acting}}
+		r := s.act(tc.path, form)
+		if r.Status != http.StatusConflict {
+			t.Errorf("%s: status %d, want 409", tc.name, r.Status)
+			continue
+		}
+		d := r.doc(t)
+		if h := d.Find("h1").Text(); h != tc.heading {
+			t.Errorf("%s: heading %q, want %q", tc.name, h, tc.heading)
+		}
+		if got := d.Find("body").AttrOr("data-draft-sent", ""); got != "kept" {
+			t.Errorf("%s: body[data-draft-sent] = %q, want kept", tc.name, got)
+		}
+	}
+	if n := len(app.Sandbox.Writes()) - before; n != 0 {
+		t.Errorf("forms for another end user made %d writes", n)
+	}
+	// A refusal before anything is sent (an empty comment): kept.
+	s.mustPick(sandbox.DemoBeaEmail)
+	r := s.act(ticketPath(sandbox.TicketBeaOpen, "comment"), url.Values{"body": {""}})
+	if got := r.doc(t).Find("body").AttrOr("data-draft-sent", ""); r.Status != http.StatusUnprocessableEntity || got != "kept" {
+		t.Errorf("an empty comment: status %d, body[data-draft-sent] = %q, want 422 and kept", r.Status, got)
+	}
 }
 
 // The rating form offers the account's own reasons for a bad rating, custom
@@ -633,6 +682,10 @@ func TestEndedSessionFormLeadsBackToTheForm(t *testing.T) {
 	}
 	for _, tc := range []struct{ referer, want string }{
 		{app.URL + page, page},
+		// After a refusal the form was shown at the address it was sent
+		// to, which only takes a POST: back to the request page.
+		{app.URL + ticketPath(sandbox.TicketBeaOpen, "comment"), page},
+		{app.URL + "/as/requests", "/as/requests/new"},
 		{"https://evil.example" + page, "/"},
 		{"", "/"},
 	} {

@@ -122,6 +122,7 @@ func (a *app) handleUpload() echo.HandlerFunc {
 			}
 			p.Error = msg
 			p.Form = views.BulkForm{Kind: string(kind), Pasted: pasted}
+			p.DraftSent = views.DraftKept // refused whole: nothing stored
 			return render(c, status, views.Bulk(p))
 		}
 		if kindErr != nil {
@@ -161,6 +162,12 @@ func (a *app) handleUpload() echo.HandlerFunc {
 				}
 				return fail(status, fe.Message)
 			}
+			return err
+		}
+		// The rows are stored: the browser tab forgets the pasted rows.
+		sess := sessionOf(c)
+		sess.Values[keyDraftDone] = true
+		if err := sess.Save(c.Request(), c.Response()); err != nil {
 			return err
 		}
 		return c.Redirect(http.StatusSeeOther, fmt.Sprintf("/bulk/runs/%d", run.ID))

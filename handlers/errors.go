@@ -164,10 +164,15 @@ func (a *app) page(c echo.Context, title string) views.Page {
 		RequestID: requestIDOf(c),
 		ActingAs:  actingOf(c),
 	}
-	if n := stringValue(sess, keyNotice); n != "" {
+	done := false
+	if sess != nil {
+		_, done = sess.Values[keyDraftDone]
+	}
+	if n := stringValue(sess, keyNotice); n != "" || done {
 		p.Notice = n
-		p.DraftSent = views.DraftDone // the notice of a form that was done
+		p.DraftSent = views.DraftDone // a form was just done
 		delete(sess.Values, keyNotice)
+		delete(sess.Values, keyDraftDone)
 		if err := sess.Save(c.Request(), c.Response()); err != nil {
 			a.log.Warn("clear notice", "err", err)
 		}

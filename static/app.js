@@ -160,14 +160,19 @@ document.addEventListener("submit", (event) => {
   });
 })();
 
-// Drafts. What is typed into a form marked data-draft (the request page's
-// forms, a new request) is kept in this browser tab (sessionStorage, gone
-// when the tab closes) until the form is sent and the next page confirms it
-// with a notice. A session that ended, a form that expired or a lost
-// connection therefore loses nothing: when the form is shown again empty,
-// the text is filled in again, with a line saying so. The key (data-draft)
-// names the admin, the end user, the form and the request, so a draft is
-// never filled into a form for someone else. Logging out forgets them all.
+// Drafts. What is typed or chosen in a form marked data-draft (the request
+// page's forms, a new request, the bulk upload's pasted rows) is kept in
+// this browser tab (sessionStorage, gone when the tab closes) until the form
+// is sent and the page that answers says it was done. A session that ended,
+// a form that expired or a lost connection therefore loses nothing: when the
+// form is shown again without it, it is filled in again, with a line saying
+// so. The page that answers a sent form says what became of it
+// (body[data-draft-sent]): "kept" (nothing was sent: the draft stays),
+// "done" (or a notice: the draft goes); anything else (an error page, no
+// answer at all) leaves it marked unsure, and the line then says to check
+// before sending again. The key (data-draft) names the admin, the end user,
+// the form and the request, so a draft is never filled into a form for
+// someone else. Logging out forgets them all.
 (() => {
   const prefix = "onbehalf-draft:";
   const sentKey = "onbehalf-draft-sent";
@@ -178,9 +183,35 @@ document.addEventListener("submit", (event) => {
   } catch {
     return; // storage switched off: the forms work as before
   }
+  const read = (key) => {
+    try {
+      const d = JSON.parse(store.getItem(key) || "null");
+      return d && typeof d.values === "object" ? d : null;
+    } catch {
+      return null;
+    }
+  };
+  const write = (key, draft) => {
+    try {
+      store.setItem(key, JSON.stringify(draft));
+    } catch {
+      // Over the tab's storage quota (a very long paste): not kept.
+      store.removeItem(key);
+    }
+  };
+
   const sent = store.getItem(sentKey);
   store.removeItem(sentKey);
-  if (sent && document.querySelector("[data-testid=notice]")) store.removeItem(prefix + sent);
+  if (sent) {
+    const verdict = document.body.dataset.draftSent ||
+      (document.querySelector("[data-testid=notice]") ? "done" : "");
+    if (verdict === "done") {
+      store.removeItem(prefix + sent);
+    } else if (verdict !== "kept") {
+      const d = read(prefix + sent);
+      if (d) write(prefix + sent, { values: d.values, unsure: true });
+    }
+  }
 
   document.addEventListener("submit", (event) => {
     const form = event.target;
@@ -192,51 +223,68 @@ document.addEventListener("submit", (event) => {
     }
   });
 
-  const fields = (form) => Array.from(form.querySelectorAll("textarea[name], input[type=text][name]"));
+  // The fields a draft keeps: text, choices and lists, never hidden fields
+  // or files.
+  const fields = (form) => Array.from(form.querySelectorAll(
+    "textarea[name], input[type=text][name], input[type=radio][name], select[name]"));
+  const values = (form, pick) => {
+    const out = {};
+    for (const f of fields(form)) {
+      if (f.type === "radio") {
+        if (pick(f)) out[f.name] = f.value;
+      } else {
+        out[f.name] = pick(f);
+      }
+    }
+    return out;
+  };
+  const current = (form) => values(form, (f) => (f.type === "radio" ? f.checked : f.value));
+  const initial = (form) => values(form, (f) => {
+    if (f.type === "radio") return f.defaultChecked;
+    if (f instanceof HTMLSelectElement) {
+      const o = Array.from(f.options).find((o) => o.defaultSelected) || f.options[0];
+      return o ? o.value : "";
+    }
+    return f.defaultValue;
+  });
+  const same = (a, b) => {
+    const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
+    for (const k of keys) if ((a[k] || "") !== (b[k] || "")) return false;
+    return true;
+  };
+
   for (const form of document.querySelectorAll("form[data-draft]")) {
     const key = prefix + form.dataset.draft;
     const save = () => {
-      const draft = {};
-      let any = false;
-      for (const f of fields(form)) {
-        if (f.value !== "") {
-          draft[f.name] = f.value;
-          any = true;
-        }
-      }
-      if (any) store.setItem(key, JSON.stringify(draft));
-      else store.removeItem(key);
+      const now = current(form);
+      if (same(now, initial(form))) store.removeItem(key);
+      else write(key, { values: now });
     };
     form.addEventListener("input", save);
+    form.addEventListener("change", save);
     form.addEventListener("submit", (event) => {
       if (event.defaultPrevented) return;
       save();
       store.setItem(sentKey, form.dataset.draft);
     });
 
-    let draft = null;
-    try {
-      draft = JSON.parse(store.getItem(key) || "null");
-    } catch {
-      store.removeItem(key);
-    }
-    // The page came back with the text already in it (a refusal shows
-    // what was sent): nothing to fill in.
-    if (!draft || fields(form).some((f) => f.value !== "")) continue;
-    let restored = false;
+    // Fill the draft in when the form shows something else: as drawn by
+    // the server (a refusal shows again what was sent: nothing to do).
+    const draft = read(key);
+    if (!draft || same(draft.values, current(form))) continue;
     for (const f of fields(form)) {
-      if (typeof draft[f.name] === "string") {
-        f.value = draft[f.name];
-        restored = true;
-      }
+      if (!(f.name in draft.values)) continue;
+      const v = String(draft.values[f.name]);
+      if (f.type === "radio") f.checked = f.value === v;
+      else f.value = v;
     }
-    if (restored) {
-      const note = document.createElement("p");
-      note.className = "info";
-      note.setAttribute("role", "status");
-      note.dataset.testid = "draft-restored";
-      note.textContent = "What you typed here before has not been sent. It is filled in again: check it, then send it.";
-      form.prepend(note);
-    }
+    const note = document.createElement("p");
+    note.className = draft.unsure ? "warn" : "info";
+    note.setAttribute("role", "status");
+    note.dataset.testid = "draft-restored";
+    note.textContent = draft.unsure
+      ? "You sent this before and onbehalf could not tell whether it was done. It is filled in again: check the request (or the audit trail) before you send it again."
+      : "What you typed here before has not been sent. It is filled in again: check it, then send it.";
+    form.prepend(note);
   }
 })();
