@@ -25,6 +25,7 @@ import (
 	"github.com/riverqueue/river/riverdriver/riversqlite"
 	"github.com/riverqueue/river/rivermigrate"
 	"github.com/riverqueue/river/rivertype"
+	"golang.org/x/oauth2"
 	"golang.org/x/sync/singleflight"
 
 	"github.com/onbehalf/onbehalf/actions"
@@ -804,7 +805,7 @@ func (e *Engine) state(run *store.Run) (*runState, error) {
 	if e.httpClient != nil {
 		opts = append(opts, zendesk.WithHTTPClient(e.httpClient))
 	}
-	zc, err := zendesk.New(e.zendeskURL, e.db.TokenSource(run.GrantID, e.refresh), opts...)
+	zc, err := zendesk.New(e.zendeskURL, grantSource{e.db.TokenSource(run.GrantID, e.refresh)}, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("bulk: zendesk client for run %d: %w", run.ID, err)
 	}
@@ -819,6 +820,34 @@ func (e *Engine) state(run *store.Run) (*runState, error) {
 	rs.used.Store(time.Now().UnixNano())
 	e.runs[run.ID] = rs
 	return rs, nil
+}
+
+// grantSource is a run's token source. A grant that no longer exists (a
+// web request found Zendesk no longer honours it, and deleted it) is a
+// sign-in to renew, which pauses the run until its admin logs in again,
+// not an unexpected error that would fail every row left.
+type grantSource struct{ src oauth2.TokenSource }
+
+func (g grantSource) Token() (*oauth2.Token, error) {
+	t, err := g.src.Token()
+	return t, grantGone(err)
+}
+
+// ReloadToken implements zendesk.TokenReloader.
+func (g grantSource) ReloadToken(ctx context.Context, stale *oauth2.Token) (*oauth2.Token, error) {
+	r, ok := g.src.(zendesk.TokenReloader)
+	if !ok {
+		return g.Token()
+	}
+	t, err := r.ReloadToken(ctx, stale)
+	return t, grantGone(err)
+}
+
+func grantGone(err error) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("%w: the sign-in was deleted: %w", zendesk.ErrTokenInvalid, err)
+	}
+	return err
 }
 
 // dropIdleRuns forgets the shared state of runs no row of this engine has

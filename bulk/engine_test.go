@@ -523,3 +523,46 @@ func TestPrefetchOutlivesTheRowThatStartedIt(t *testing.T) {
 		t.Error("the chunk is not marked fetched")
 	}
 }
+
+// A web request that finds the admin's sign-in dead deletes its grant (and
+// ends the admin's sessions). A run on that grant then finds it gone: it
+// pauses until its admin logs in again, as for any dead sign-in, instead of
+// failing every row left with an answer "onbehalf did not understand".
+func TestEnginePausesWhenItsGrantIsDeleted(t *testing.T) {
+	t.Parallel()
+	env := newEngineEnv(t, sandbox.Options{Data: sandbox.Generate(4, 60, 200), RateLimit: 6000, RateBurst: 100,
+		Faults: sandbox.Faults{Latency: 50 * time.Millisecond}})
+	tickets := rateableTickets(t, env.sb, 101, 300, 40)
+	run := env.mustImport(t, actions.KindRate, ratingCSV(t, env.sb, tickets))
+	e := env.newEngine(t, 6000, func(c *Config) { c.Workers = 2 })
+	if err := e.Confirm(t.Context(), run.ID, env.admin, 0); err != nil {
+		t.Fatal(err)
+	}
+	waitCounts(t, env.db, run.ID, 30*time.Second, "3 rows done", func(c store.RunCounts) bool { return c.Done >= 3 })
+	env.sb.ExpireAccessToken(env.tokens[0].AccessToken)
+	if err := env.db.DeleteGrant(t.Context(), env.grant.ID); err != nil {
+		t.Fatal(err)
+	}
+
+	paused := waitRun(t, env.db, run.ID, 30*time.Second, store.RunPaused, store.RunDone)
+	if paused.State != store.RunPaused || !strings.Contains(paused.PausedReason, "Log in again") {
+		t.Errorf("run %s (%q), want paused until the admin logs in again", paused.State, paused.PausedReason)
+	}
+	if c, _ := env.db.RunCounts(t.Context(), run.ID); c.Failed != 0 {
+		t.Errorf("%d rows failed on a deleted sign-in: %+v", c.Failed, c)
+	}
+
+	g := env.newGrant(t)
+	if _, err := env.db.ResumeRunsForAdmin(t.Context(), env.admin.ID, g.ID); err != nil {
+		t.Fatal(err)
+	}
+	waitRun(t, env.db, run.ID, 60*time.Second, store.RunDone)
+	if c, _ := env.db.RunCounts(t.Context(), run.ID); c.Done != 40 || c.Failed != 0 {
+		t.Errorf("counts after the new login = %+v, want all 40 done", c)
+	}
+	for id, n := range ratingWrites(t, env.sb) {
+		if n != 1 {
+			t.Errorf("ticket %d rated %d times", id, n)
+		}
+	}
+}

@@ -31,8 +31,11 @@ func (a *app) handleHome() echo.HandlerFunc {
 		page := a.page(c, "Home")
 		if page.Admin == nil {
 			page.Title = "Log in"
-			if c.QueryParam("signed_out") == "1" {
+			switch c.QueryParam("signed_out") {
+			case "1":
 				page.Notice = "You are signed out, and onbehalf's access to Zendesk has been revoked."
+			case "runs":
+				page.Notice = "You are signed out. Your bulk runs still sending go on with your Zendesk sign-in, which onbehalf revokes when they end."
 			}
 			return render(c, http.StatusOK, views.Login(views.LoginPage{
 				Page:       page,
@@ -235,7 +238,10 @@ func (a *app) handleCallback() echo.HandlerFunc {
 }
 
 // handleLogout revokes the Zendesk token, deletes the grant and the session
-// record, and expires the cookie (promise 4).
+// record, and expires the cookie (promise 4). A grant that confirmed bulk
+// runs still send with is kept until they end (a run keeps its admin's
+// sign-in until it ends, even after the session has; the grant sweep
+// revokes it then).
 func (a *app) handleLogout() echo.HandlerFunc {
 	return func(c echo.Context) error {
 		ctx := c.Request().Context()
@@ -243,7 +249,19 @@ func (a *app) handleLogout() echo.HandlerFunc {
 		sess := sessionOf(c)
 		grantID := int64Value(sess, keyGrantID)
 		detail := "token revoked"
+		signedOut := "/?signed_out=1"
+		sending := 0
 		if grantID != 0 {
+			n, err := a.db.RunsSendingWithGrant(ctx, grantID)
+			if err != nil {
+				return err
+			}
+			sending = n
+		}
+		if sending > 0 {
+			detail = fmt.Sprintf("the Zendesk sign-in is kept for %d bulk runs still sending, and revoked when they end", sending)
+			signedOut = "/?signed_out=runs"
+		} else if grantID != 0 {
 			ts := a.db.TokenSource(grantID, a.refresh)
 			if tok, err := ts.Token(); err == nil {
 				if err := a.oauth.Revoke(ctx, tok.AccessToken); err != nil {
@@ -266,7 +284,7 @@ func (a *app) handleLogout() echo.HandlerFunc {
 			return fmt.Errorf("expire session cookie: %w", err)
 		}
 		a.audit(ctx, c, store.AuditEvent{AdminID: admin.ID, AdminName: admin.Name, Action: "logout", Outcome: "ok", Detail: detail})
-		return c.Redirect(http.StatusSeeOther, "/?signed_out=1")
+		return c.Redirect(http.StatusSeeOther, signedOut)
 	}
 }
 

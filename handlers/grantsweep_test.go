@@ -3,6 +3,10 @@ package handlers
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -173,5 +177,60 @@ func TestSweepExpiresAWeekOldPreviewAndItsHold(t *testing.T) {
 	}
 	if app.Sandbox.TokenActive(grant.Token.AccessToken) {
 		t.Error("the grant the preview held still works at Zendesk")
+	}
+}
+
+// Logging out while a confirmed run is still sending keeps the sign-in the
+// run sends with (a run keeps its admin's sign-in until it ends): every row
+// is sent, none fails for a deleted sign-in; the signed-out page says so,
+// and the sweep revokes the sign-in once the run has ended.
+func TestLogoutKeepsTheSignInOfARunStillSending(t *testing.T) {
+	t.Parallel()
+	app := newTestApp(t, testAppOptions{})
+	ada := loginAs(t, app, sandbox.DemoAdminEmail)
+	var b strings.Builder
+	b.WriteString("email,ticket_id,score,comment\n")
+	for i := range 20 { // one ticket: one row at a time
+		fmt.Fprintf(&b, "%s,%d,good,row %d\n", sandbox.DemoBeaEmail, sandbox.TicketBeaSolved, i)
+	}
+	id := runIDFrom(t, ada.upload("rate", "logout.csv", []byte(b.String())))
+	gate := sandbox.NewGate(nil)
+	app.Sandbox.SetHooks(sandbox.Hooks{AfterWrite: gate.AfterWrite})
+	t.Cleanup(gate.Release)
+	if r := ada.act(fmt.Sprintf("/bulk/runs/%d/confirm", id), url.Values{"writes": {"20"}}); r.Status != http.StatusSeeOther {
+		t.Fatalf("confirm: status %d: %.400s", r.Status, r.Body)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := gate.WaitHeld(ctx, 1); err != nil {
+		t.Fatalf("no write reached Zendesk: %v", err)
+	}
+
+	r := ada.act("/logout", url.Values{})
+	if r.Status != http.StatusSeeOther || r.Location != "/?signed_out=runs" {
+		t.Fatalf("logout with a run sending: %d to %q", r.Status, r.Location)
+	}
+	if n := ada.follow(r).doc(t).Find(`[data-testid="notice"]`).Text(); !strings.Contains(n, "still sending go on") {
+		t.Errorf("the signed-out page says %q; want it to say the runs go on", n)
+	}
+	grantID := mustFindRun(t, app, id).GrantID
+	if _, err := app.DB.FindGrantByID(context.Background(), grantID); err != nil {
+		t.Fatalf("the run's sign-in after logout: %v, want kept", err)
+	}
+
+	gate.Release()
+	waitRunState(t, app, id, store.RunDone)
+	if c := mustRunCounts(t, app, id); c.Done != 20 || c.Failed != 0 {
+		t.Errorf("after logging out mid-run: %+v, want all 20 done", c)
+	}
+	if !app.Sandbox.TokenActive(onlyGrantOf(t, app, grantID).Token.AccessToken) {
+		t.Error("the run's sign-in was revoked at Zendesk while it was still sending")
+	}
+	app.clock.Advance(2 * time.Minute) // past the age that spares a login under way
+	if res := sweep(t, app); res.Revoked != 1 {
+		t.Errorf("the sweep after the run ended: %+v, want its sign-in revoked", res)
+	}
+	if _, err := app.DB.FindGrantByID(context.Background(), grantID); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("the run's sign-in after the run ended and the sweep: %v, want deleted", err)
 	}
 }

@@ -49,6 +49,18 @@ func (db *DB) ListUnusedGrants(ctx context.Context, createdBefore time.Time, lim
 	return ids, nil
 }
 
+// RunsSendingWithGrant counts the confirmed runs not yet ended (queued or
+// running) that send with grant id: logging out keeps such a grant until
+// they end (the sweep revokes it then).
+func (db *DB) RunsSendingWithGrant(ctx context.Context, id int64) (int, error) {
+	var n int
+	if err := db.queryRow(ctx, `SELECT COUNT(*) FROM bulk_runs WHERE grant_id = ? AND state IN (?, ?)`,
+		id, RunQueued, RunRunning).Scan(&n); err != nil {
+		return 0, fmt.Errorf("store: runs sending with grant %d: %w", id, err)
+	}
+	return n, nil
+}
+
 // DeleteUnusedGrant deletes the grant if no live session and no unfinished
 // run uses it, and reports whether it did. Only new grants are ever given
 // to sessions and runs, so a grant found unused stays unused; the condition
