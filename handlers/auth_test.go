@@ -667,3 +667,45 @@ func mustParseURL(t *testing.T, s string) *url.URL {
 	}
 	return u
 }
+
+// A page's script asking for something after the session ended (the live
+// search, the rows table's refresh, the progress stream) gets a 401, not a
+// redirect to /login: following it would start a login, store a session and
+// spend the address's sign-in allowance, and replace the pre-login session
+// of a login another tab is in the middle of. A person's navigation is
+// still sent to log in.
+func TestBackgroundRequestsAfterTheSessionEndedDoNotStartALogin(t *testing.T) {
+	t.Parallel()
+	app := newTestApp(t, testAppOptions{})
+	b := app.newBrowser()
+	for _, tc := range []struct {
+		name, path string
+		header     map[string]string
+	}{
+		{"live search", "/users?fragment=1&q=bea", map[string]string{"Sec-Fetch-Mode": "cors"}},
+		{"live search, no fetch metadata", "/users?fragment=1&q=bea", nil},
+		{"rows table refresh", "/bulk/runs/1?fragment=rows", map[string]string{"Sec-Fetch-Mode": "same-origin"}},
+		{"progress stream", "/bulk/runs/1/events", map[string]string{"Accept": "text/event-stream"}},
+	} {
+		req, err := http.NewRequest(http.MethodGet, b.abs(tc.path), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k, v := range tc.header {
+			req.Header.Set(k, v)
+		}
+		r := b.do(req)
+		if r.Status != http.StatusUnauthorized || r.Location != "" || r.Header.Get("Set-Cookie") != "" {
+			t.Errorf("%s: status %d, Location %q, Set-Cookie %q; want 401, no redirect, no session",
+				tc.name, r.Status, r.Location, r.Header.Get("Set-Cookie"))
+		}
+	}
+	if n := countSessions(t, app); n != 0 {
+		t.Errorf("background requests stored %d sessions", n)
+	}
+	req, _ := http.NewRequest(http.MethodGet, b.abs("/users?q=bea"), nil)
+	req.Header.Set("Sec-Fetch-Mode", "navigate")
+	if r := b.do(req); r.Status != http.StatusSeeOther || !strings.HasPrefix(r.Location, "/login?return_to=") {
+		t.Errorf("a navigation: status %d to %q, want 303 to /login", r.Status, r.Location)
+	}
+}

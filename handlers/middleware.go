@@ -335,6 +335,17 @@ func formReadError(err error, maxUpload int64, multipartForm bool) error {
 		Message: "onbehalf could not read the form (the connection may have been interrupted), so nothing was changed. Send it again.", ActionHref: back, ActionLabel: label, Err: err, NothingSent: true}
 }
 
+// background reports whether a GET comes from a page's script (a live
+// search, the rows table's refresh, the progress stream) rather than from
+// the person: sent to /login, it would start a login and replace the
+// pre-login session of one another tab may be in the middle of.
+func background(req *http.Request) bool {
+	if m := req.Header.Get("Sec-Fetch-Mode"); m != "" && m != "navigate" {
+		return true
+	}
+	return req.URL.Query().Has("fragment") || strings.Contains(req.Header.Get("Accept"), "text/event-stream")
+}
+
 // requireAdmin lets signed-in admins through; others are sent to log in
 // (GET) or told their session ended (anything else).
 func (a *app) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
@@ -342,7 +353,7 @@ func (a *app) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
 		if adminOf(c) != nil {
 			return next(c)
 		}
-		if c.Request().Method == http.MethodGet {
+		if c.Request().Method == http.MethodGet && !background(c.Request()) {
 			return c.Redirect(http.StatusSeeOther, "/login?return_to="+queryEscape(c.Request().URL.RequestURI()))
 		}
 		return &pageError{

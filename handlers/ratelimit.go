@@ -3,6 +3,7 @@ package handlers
 import (
 	"math"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"sync"
 	"time"
@@ -18,10 +19,15 @@ import (
 const defaultLoginRatePerMinute = 20
 
 // maxLimiterAddrs bounds the addresses the limiter remembers. When full, it
-// forgets the addresses whose allowance has refilled (they lose nothing) and,
-// if that is not enough, starts afresh, so a flood of addresses costs memory
-// once, not forever.
+// forgets the addresses whose allowance has refilled (they lose nothing); if
+// that is not enough (a flood from many addresses), every address it does
+// not know shares one more allowance, overflowKey's, until room is made. So
+// a flood costs bounded memory, and gets no more sign-ins a minute than one
+// address, however many addresses it comes from.
 const maxLimiterAddrs = 10000
+
+// overflowKey names the allowance addresses share while the limiter is full.
+const overflowKey = "overflow"
 
 // addrLimiter is a token bucket per client address, kept in this process's
 // memory: with several replicas each applies the limit on its own.
@@ -48,13 +54,19 @@ func (l *addrLimiter) allow(addr string) (bool, time.Duration) {
 	now := l.now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	addr = limitKey(addr)
 	b, ok := l.buckets[addr]
 	if !ok {
 		if len(l.buckets) >= maxLimiterAddrs {
 			l.prune(now)
 		}
-		b = &bucket{tokens: l.perMinute, at: now}
-		l.buckets[addr] = b
+		if len(l.buckets) >= maxLimiterAddrs {
+			addr = overflowKey
+		}
+		if b, ok = l.buckets[addr]; !ok {
+			b = &bucket{tokens: l.perMinute, at: now}
+			l.buckets[addr] = b
+		}
 	}
 	b.tokens = min(l.perMinute, b.tokens+now.Sub(b.at).Minutes()*l.perMinute)
 	b.at = now
@@ -72,9 +84,25 @@ func (l *addrLimiter) prune(now time.Time) {
 			delete(l.buckets, addr)
 		}
 	}
-	if len(l.buckets) >= maxLimiterAddrs {
-		l.buckets = map[string]*bucket{}
+}
+
+// limitKey is whose allowance a client address uses: an IPv4 address its
+// own, an IPv6 address its /64 network's (one host is usually given a whole
+// /64, so its addresses are no more than one client).
+func limitKey(addr string) string {
+	ip, err := netip.ParseAddr(addr)
+	if err != nil {
+		return addr
 	}
+	ip = ip.Unmap()
+	if ip.Is4() {
+		return ip.String()
+	}
+	p, err := ip.WithZone("").Prefix(64)
+	if err != nil {
+		return addr
+	}
+	return p.String()
 }
 
 // limitLogins applies the sign-in rate limit per client address (the TCP
