@@ -480,6 +480,8 @@ func TestHealthAndReadiness(t *testing.T) {
 	app.DB.Close()
 	if r := b.get("/readyz"); r.Status != http.StatusServiceUnavailable {
 		t.Errorf("/readyz with the database closed: %d, want 503", r.Status)
+	} else if strings.Contains(r.Body, "sql") || strings.Contains(r.Body, "database is closed") {
+		t.Errorf("/readyz shows the database's error to anyone: %q", r.Body)
 	}
 	if r := b.get("/healthz"); r.Status != http.StatusOK {
 		t.Errorf("/healthz must not depend on the database: %d", r.Status)

@@ -104,7 +104,9 @@ func (a *app) handleReady() echo.HandlerFunc {
 		defer cancel()
 		if err := a.ready(ctx); err != nil {
 			a.log.Warn("not ready", "err", err)
-			return c.String(http.StatusServiceUnavailable, "not ready: "+err.Error()+"\n")
+			// The cause is logged; anyone may ask /readyz, and a database
+			// error can name hosts and users.
+			return c.String(http.StatusServiceUnavailable, "not ready (the cause is in the log)\n")
 		}
 		return c.String(http.StatusOK, "ready\n")
 	}
