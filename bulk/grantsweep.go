@@ -110,22 +110,30 @@ func (e *Engine) SweepGrants(ctx context.Context, cfg GrantSweep) (SweepResult, 
 	}
 	for _, id := range ids {
 		outcome := e.sweepGrant(ctx, cfg, id)
-		if outcome != "" && cfg.Swept != nil {
-			cfg.Swept(outcome)
-		}
 		switch outcome {
-		case "revoked":
-			res.Revoked++
-		case "dead":
-			res.Dead++
+		case "revoked", "dead":
+			// Counted by the sweep that deletes it: two sweeps that
+			// overlap (a slow one, and the next period's) may both
+			// revoke a grant, which is harmless, but only one deletes it.
+			deleted, err := e.db.DeleteUnusedGrant(ctx, id)
+			if err != nil {
+				return res, fmt.Errorf("bulk: sweep grants: %w", err)
+			}
+			if !deleted {
+				continue
+			}
+			if outcome == "revoked" {
+				res.Revoked++
+			} else {
+				res.Dead++
+			}
 		case "failed":
 			res.Failed++
-			continue
 		default:
 			continue
 		}
-		if _, err := e.db.DeleteUnusedGrant(ctx, id); err != nil {
-			return res, fmt.Errorf("bulk: sweep grants: %w", err)
+		if cfg.Swept != nil {
+			cfg.Swept(outcome)
 		}
 	}
 	if res.Revoked+res.Dead+res.Failed > 0 || res.Sessions > 0 {

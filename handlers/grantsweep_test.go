@@ -234,3 +234,45 @@ func TestLogoutKeepsTheSignInOfARunStillSending(t *testing.T) {
 		t.Errorf("the run's sign-in after the run ended and the sweep: %v, want deleted", err)
 	}
 }
+
+// Two sweeps that overlap (a slow one and the next period's, or two
+// replicas') may both find and revoke the same unused grant; it is counted
+// once, by the sweep that deletes it.
+func TestOverlappingSweepsCountAGrantOnce(t *testing.T) {
+	t.Parallel()
+	app := newTestApp(t, testAppOptions{})
+	loginAs(t, app, sandbox.DemoAdminEmail)
+	endSessions(t, app)
+	app.clock.Advance(2 * time.Minute)
+	// Each sweep's revoke waits until both sweeps have got that far.
+	arrived := make(chan struct{}, 2)
+	revoke := func(ctx context.Context, tok string) error {
+		arrived <- struct{}{}
+		deadline := time.After(10 * time.Second)
+		for len(arrived) < 2 {
+			select {
+			case <-deadline:
+				return errors.New("the other sweep never reached the revoke")
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+		return app.Flow.Revoke(ctx, tok)
+	}
+	results := make(chan bulk.SweepResult, 2)
+	for range 2 {
+		go func() {
+			res, err := app.Engine.SweepGrants(t.Context(), bulk.GrantSweep{Revoke: revoke, Swept: app.Metrics.GrantSwept})
+			if err != nil {
+				t.Errorf("sweep: %v", err)
+			}
+			results <- res
+		}()
+	}
+	a, b := <-results, <-results
+	if a.Revoked+b.Revoked != 1 || a.Failed+b.Failed != 0 {
+		t.Errorf("two overlapping sweeps: %+v and %+v, want the grant revoked once in all", a, b)
+	}
+	if got := app.metric(`onbehalf_grants_swept_total{outcome="revoked"}`); got != "1" {
+		t.Errorf("grants swept (revoked) = %q, want 1", got)
+	}
+}
