@@ -221,5 +221,10 @@ func TestRetryRows(t *testing.T) {
 		if nr, _ := db.FindRunByID(ctx, id); nr.RetryOf != run.ID || nr.ScoreMap["5"] != "good" {
 			t.Errorf("retry run %+v, want RetryOf %d and the score map", nr, run.ID)
 		}
+		// One open retry of a run at a time: this one is dropped before
+		// the next is made.
+		if _, err := db.SetRunState(ctx, id, []string{store.RunPreview}, store.RunCancelled, "test"); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

@@ -521,6 +521,14 @@ func (a *app) handleRetry() echo.HandlerFunc {
 			return &pageError{Status: http.StatusConflict, Heading: "Nothing to retry",
 				Message: msg, ActionHref: fmt.Sprintf("/bulk/runs/%d", id), ActionLabel: "Back to the run"}
 		}
+		if pending := (*store.RetryPendingError)(nil); errors.As(err, &pending) {
+			// A second click, or a retry asked for again: the one that
+			// exists is the one to confirm.
+			if err := a.setNotice(c, fmt.Sprintf("Run #%d already retries the failed rows of run #%d, so no second run was made.", pending.RunID, id)); err != nil {
+				return err
+			}
+			return c.Redirect(http.StatusSeeOther, fmt.Sprintf("/bulk/runs/%d", pending.RunID))
+		}
 		if err != nil {
 			a.auditRun(c, run, opRetry, store.OutcomeFailed, fmt.Sprintf("Could not retry the failed rows of run #%d", id))
 			return err

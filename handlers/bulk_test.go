@@ -300,6 +300,14 @@ func TestBulkPastedRowsAndRetryFailed(t *testing.T) {
 	if nc.Total != 1 || nc.Pending != 1 {
 		t.Errorf("retry run counts %+v, want the one failed row pending", nc)
 	}
+	// Asked for again (a second click, another tab) while that retry has
+	// not ended: no second run, which would send the same rows again.
+	again := s.act(fmt.Sprintf("/bulk/runs/%d/retry", id), url.Values{"rows": {"all"}})
+	if again.Status != http.StatusSeeOther || again.Location != fmt.Sprintf("/bulk/runs/%d", newID) {
+		t.Errorf("a second retry: %d to %q, want 303 to the first retry, run %d", again.Status, again.Location, newID)
+	} else if n := s.follow(again).doc(t).Find(`[data-testid="notice"]`).Text(); !strings.Contains(n, "no second run") {
+		t.Errorf("the second retry's notice says %q", n)
+	}
 	hist := s.get("/bulk").doc(t)
 	if hist.Find(`[data-testid="runs"] tbody tr`).Length() != 2 {
 		t.Errorf("run history does not list both runs")

@@ -148,6 +148,37 @@ func (db *DB) CreateRun(ctx context.Context, r *Run) error {
 	return nil
 }
 
+// RetryPendingError is CreateRunWithRows's refusal of a second retry of a
+// run while one has not ended (in preview, queued, running or paused): both
+// would send the same failed rows. It wraps ErrConflict.
+type RetryPendingError struct{ RunID int64 }
+
+func (e *RetryPendingError) Error() string {
+	return fmt.Sprintf("run #%d already retries these rows", e.RunID)
+}
+
+func (e *RetryPendingError) Unwrap() error { return ErrConflict }
+
+// oneOpenRetry refuses a new retry of run orig while another has not ended.
+// The no-op update locks orig's row first (PostgreSQL; SQLite's immediate
+// transactions are one at a time already), so two retries asked for at once
+// (a double click) are checked one after the other.
+func (db *DB) oneOpenRetry(ctx context.Context, tx *sql.Tx, orig int64) error {
+	if _, err := tx.ExecContext(ctx, db.dialect.rebind(`UPDATE bulk_runs SET retry_of = retry_of WHERE id = ?`), orig); err != nil {
+		return err
+	}
+	var open int64
+	err := tx.QueryRowContext(ctx, db.dialect.rebind(`SELECT id FROM bulk_runs WHERE retry_of = ? AND state IN (?, ?, ?, ?)
+		ORDER BY id LIMIT 1`), append([]any{orig}, unfinishedRunStates...)...).Scan(&open)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return nil
+	case err != nil:
+		return err
+	}
+	return &RetryPendingError{RunID: open}
+}
+
 func (db *DB) createRun(ctx context.Context, q queryer, r *Run) error {
 	if r.Kind == "" {
 		return fmt.Errorf("empty kind: %w", ErrInvalid)
@@ -218,6 +249,11 @@ func (db *DB) CreateRunWithRows(ctx context.Context, r *Run, fill func(add func(
 		return fmt.Errorf("store: create run: %w", err)
 	}
 	defer tx.Rollback()
+	if r.RetryOf != 0 {
+		if err := db.oneOpenRetry(ctx, tx, r.RetryOf); err != nil {
+			return fmt.Errorf("store: create run: %w", err)
+		}
+	}
 	if err := db.createRun(ctx, tx, r); err != nil {
 		return fmt.Errorf("store: create run: %w", err)
 	}

@@ -637,3 +637,50 @@ func TestSetRowPreflight(t *testing.T) {
 		}
 	})
 }
+
+// Retries of one run asked for at once (a double click, two tabs) make one
+// retry run: the others are refused with its id. Once it has ended, a new
+// retry may be made.
+func TestOneOpenRetryOfARun(t *testing.T) {
+	t.Parallel()
+	forEachDB(t, func(t *testing.T, dsn string) {
+		db := mustOpen(t, dsn, Options{})
+		orig := newTestRun(t, db, 1, 3)
+		retry := func() (int64, error) {
+			r := &Run{AdminID: 1, AdminName: "Admin 1", GrantID: 7, Kind: "rate", FileName: "ratings.csv", RetryOf: orig.ID}
+			err := db.CreateRunWithRows(t.Context(), r, func(add func([]RunRow) error) error {
+				return add([]RunRow{{Number: 2, Cells: []string{"u@example.com", "100", "good"}, Valid: true,
+					Action: []byte(`{"User":"u@example.com","Ticket":100,"Score":"good"}`), Key: "rate:ticket:100"}})
+			})
+			return r.ID, err
+		}
+		const n = 6
+		var wg sync.WaitGroup
+		ids, errs := make([]int64, n), make([]error, n)
+		for i := range n {
+			wg.Go(func() { ids[i], errs[i] = retry() })
+		}
+		wg.Wait()
+		var made []int64
+		for i, err := range errs {
+			if err == nil {
+				made = append(made, ids[i])
+			}
+		}
+		if len(made) != 1 {
+			t.Fatalf("%d retries asked for at once made %d runs (%v), want 1; errors %v", n, len(made), made, errs)
+		}
+		for _, err := range errs {
+			var pending *RetryPendingError
+			if err != nil && (!errors.As(err, &pending) || pending.RunID != made[0] || !errors.Is(err, ErrConflict)) {
+				t.Errorf("a refused retry says %v, want RetryPendingError naming run %d", err, made[0])
+			}
+		}
+		if _, err := db.SetRunState(t.Context(), made[0], []string{RunPreview}, RunCancelled, "test"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := retry(); err != nil {
+			t.Errorf("a retry after the first one ended: %v", err)
+		}
+	})
+}
