@@ -32,6 +32,10 @@ func TestSafeCell(t *testing.T) {
 		{"a=b", "a=b"},
 		{"#12", "#12"},
 		{"'quoted", "'quoted"},
+		// Leading apostrophes are looked past, so UnsafeCell can tell
+		// "'+1" from "+1" neutralised.
+		{"'+1", "''+1"},
+		{"''=x", "'''=x"},
 		{"Très bien", "Très bien"},
 		{"line\n=two", "line\n=two"},
 	}
