@@ -510,3 +510,58 @@ func TestBulkPreflightLinkListsEveryRefusedRow(t *testing.T) {
 		t.Errorf("the rows tabs do not show the refused rows' tab as current with its count: %q", tab.Text())
 	}
 }
+
+// TestRowsToFixUploadedAgainKeepsComments: rows whose comment starts with
+// + - = or @ (which the rows to fix neutralise with an apostrophe, against
+// spreadsheet formulas) are refused by the pre-flight, downloaded as rows
+// to fix and uploaded again as they are: the new run's actions equal the
+// first run's, with no apostrophe added to what the end user says.
+func TestRowsToFixUploadedAgainKeepsComments(t *testing.T) {
+	t.Parallel()
+	app := newTestApp(t, testAppOptions{})
+	s := loginAs(t, app, sandbox.DemoAdminEmail)
+	comments := []string{"+1 thanks", "-5 stars, but kind", "=SUM(A1) is what I typed", "@support great", "'kept as typed"}
+	var b strings.Builder
+	b.WriteString("email,ticket_id,score,comment\n")
+	for _, c := range comments {
+		fmt.Fprintf(&b, "%s,%d,good,%q\n", sandbox.DemoBeaEmail, sandbox.TicketBeaClosed, c)
+	}
+	first := runIDFrom(t, s.upload("rate", "comments.csv", []byte(b.String())))
+	firstURL := fmt.Sprintf("/bulk/runs/%d", first)
+	if r := s.act(firstURL+"/preflight", url.Values{}); r.Status != http.StatusSeeOther {
+		t.Fatalf("preflight: status %d: %.400s", r.Status, r.Body)
+	}
+	fix := s.get(firstURL + "/rows-to-fix.csv")
+	if fix.Status != http.StatusOK {
+		t.Fatalf("rows to fix: status %d", fix.Status)
+	}
+	if recs := readCSV(t, fix.Body, ','); len(recs) != len(comments)+1 || recs[1][3] != "'+1 thanks" {
+		t.Fatalf("rows to fix %q, want every row, the comments neutralised", recs)
+	}
+	second := runIDFrom(t, s.upload("rate", "comments-fixed.csv", []byte(fix.Body)))
+
+	actionsOf := func(id int64) []string {
+		t.Helper()
+		rows, _, err := app.DB.ListRunRows(context.Background(), id, store.RowFilter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, r := range rows {
+			if !r.Valid {
+				t.Errorf("run %d row %d invalid: %q", id, r.Number, r.Errors)
+			}
+			out = append(out, string(r.Action))
+		}
+		return out
+	}
+	want, got := actionsOf(first), actionsOf(second)
+	if len(want) != len(comments) || !slices.Equal(want, got) {
+		t.Errorf("actions after the rows to fix were uploaded again:\n got %q\nwant %q", got, want)
+	}
+	for i, a := range got {
+		if !strings.Contains(a, fmt.Sprintf("%q", comments[i])) {
+			t.Errorf("row %d's action %s does not carry the comment %q", i+2, a, comments[i])
+		}
+	}
+}
