@@ -456,6 +456,12 @@ func (s *recordSource) next() (record, error) {
 		if pe == nil && blank(cells) {
 			continue
 		}
+		// A file onbehalf wrote (the rows to fix, the results) has an
+		// apostrophe before cells a spreadsheet would take as formulas
+		// (SafeCell); uploaded again, its cells are what they were.
+		for i, c := range cells {
+			cells[i] = UnsafeCell(c)
+		}
 		return record{number: s.number, cells: cells, parseErr: pe, delim: s.csv.Comma}, nil
 	}
 }

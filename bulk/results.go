@@ -40,21 +40,47 @@ var ResultColumns = []string{"row", "outcome", "message", "error", "zendesk_id",
 // which some apps accept), or the cell starts with a tab or a carriage
 // return, the cell gets a leading apostrophe, which spreadsheets take as
 // "this is text". Other cells are returned unchanged.
+//
+// UnsafeCell undoes it, so a CSV onbehalf wrote can be uploaded again with
+// its cells as they were. For that, apostrophes already leading a cell are
+// looked past too: the cell "'+1" gets a second apostrophe, or UnsafeCell
+// could not tell it from "+1" neutralised.
 func SafeCell(s string) string {
+	if formulaLike(strings.TrimLeft(s, "'")) {
+		return "'" + s
+	}
+	return s
+}
+
+// UnsafeCell is the inverse of SafeCell, for cells read from an uploaded or
+// pasted CSV: a cell that starts with an apostrophe and whose rest SafeCell
+// would neutralise loses that one apostrophe; any other cell, other leading
+// apostrophes included, is returned unchanged. UnsafeCell(SafeCell(s)) == s
+// for every s.
+func UnsafeCell(s string) string {
+	if rest, ok := strings.CutPrefix(s, "'"); ok && SafeCell(rest) == s {
+		return rest
+	}
+	return s
+}
+
+// formulaLike reports whether a spreadsheet might take s as a formula (see
+// SafeCell).
+func formulaLike(s string) bool {
 	for i, r := range s {
 		if i == 0 && (r == '\t' || r == '\r') {
-			return "'" + s
+			return true
 		}
 		if ignorableLeader(r) {
 			continue
 		}
 		switch r {
 		case '=', '+', '-', '@', '＝', '＋', '－', '＠':
-			return "'" + s
+			return true
 		}
-		return s
+		return false
 	}
-	return s
+	return false
 }
 
 // ignorableLeader reports whether a spreadsheet may skip r, or show nothing

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/onbehalf/onbehalf/actions"
 )
 
 func TestSafeCell(t *testing.T) {
@@ -32,6 +33,10 @@ func TestSafeCell(t *testing.T) {
 		{"a=b", "a=b"},
 		{"#12", "#12"},
 		{"'quoted", "'quoted"},
+		// Leading apostrophes are looked past, so UnsafeCell can tell
+		// "'+1" from "+1" neutralised.
+		{"'+1", "''+1"},
+		{"''=x", "'''=x"},
 		{"Très bien", "Très bien"},
 		{"line\n=two", "line\n=two"},
 	}
@@ -144,5 +149,57 @@ func TestWriteResultsWriterError(t *testing.T) {
 	err := WriteResults(failWriter{}, []string{"email"}, ",", seqOf(nil, nil))
 	if err == nil || !strings.Contains(err.Error(), "connection reset") {
 		t.Fatalf("WriteResults to a failing writer = %v, want its error", err)
+	}
+}
+
+// TestResultsCSVUploadedAgainKeepsCells: cells SafeCell neutralised in the
+// results CSV (comments starting with + - = @, a header cell) come back as
+// they were when that CSV is uploaded again, so the same actions are read;
+// an apostrophe the file itself had stays.
+func TestResultsCSVUploadedAgainKeepsCells(t *testing.T) {
+	t.Parallel()
+	input := "email,ticket_id,score,comment,-note\n" +
+		"bea@example.com,12,good,+1 thanks,=x\n" +
+		"bea@example.com,13,bad,-5 stars,\n" +
+		"bea@example.com,14,good,=SUM(A1),@y\n" +
+		"bea@example.com,15,good,@support great,\n" +
+		"bea@example.com,16,good,＋ full width,\n" +
+		"bea@example.com,17,good,'kept as typed,\n" +
+		"bea@example.com,18,good,plain,\n"
+	sum, rows := mustRead(t, input, actions.KindRate, Options{})
+	if sum.Valid != len(rows) {
+		t.Fatalf("%d of %d rows valid in the original", sum.Valid, len(rows))
+	}
+	var buf bytes.Buffer
+	results := make([]ResultRow, len(rows))
+	for i, r := range rows {
+		results[i] = ResultRow{Number: r.Number, Cells: r.Cells, Outcome: "done", Message: "Rated."}
+	}
+	if err := WriteResults(&buf, sum.Header, ",", seqOf(results, nil)); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(buf.String(), "'+1 thanks") {
+		t.Fatalf("the results CSV does not neutralise the comment \"+1 thanks\":\n%s", buf.String())
+	}
+	again, back := mustRead(t, buf.String(), actions.KindRate, Options{})
+	if diff := cmp.Diff(sum.Header, again.Header[:len(sum.Header)]); diff != "" {
+		t.Errorf("header uploaded again (-original +again):\n%s", diff)
+	}
+	if len(back) != len(rows) {
+		t.Fatalf("%d rows uploaded again, want %d", len(back), len(rows))
+	}
+	for i := range rows {
+		if diff := cmp.Diff(rows[i].Cells, back[i].Cells[:len(rows[i].Cells)]); diff != "" {
+			t.Errorf("row %d's cells uploaded again (-original +again):\n%s", rows[i].Number, diff)
+		}
+		if diff := cmp.Diff(rows[i].Action, back[i].Action); diff != "" {
+			t.Errorf("row %d's action uploaded again (-original +again):\n%s", rows[i].Number, diff)
+		}
+	}
+	if c := back[0].Action.(actions.Rate).Comment; c != "+1 thanks" {
+		t.Errorf("the comment \"+1 thanks\" comes back as %q", c)
+	}
+	if c := back[5].Action.(actions.Rate).Comment; c != "'kept as typed" {
+		t.Errorf("the comment \"'kept as typed\" comes back as %q", c)
 	}
 }

@@ -178,6 +178,10 @@ func (a *app) handleUpload() echo.HandlerFunc {
 var rowFilters = map[string]store.RowFilter{
 	"":        {},
 	"invalid": {States: []string{store.RowInvalid}},
+	// Rows the pre-flight expects Zendesk to refuse: pending (or, once
+	// the run went, skipped or sent) with the pre-flight's reason, so no
+	// state tab holds them all.
+	"refused": {OnlyPreflightErrors: true},
 	"failed":  {States: []string{store.RowFailed}},
 	"done":    {States: []string{store.RowDone}},
 }

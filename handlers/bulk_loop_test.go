@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/PuerkitoBio/goquery"
 	"github.com/onbehalf/onbehalf/store"
 	"github.com/onbehalf/onbehalf/zendesk/sandbox"
 )
@@ -446,5 +447,121 @@ func TestAuditCSVHasByteOrderMark(t *testing.T) {
 	recs := readCSV(t, s.get("/audit.csv").Body, ',')
 	if len(recs) == 0 || recs[0][0] != "When" {
 		t.Errorf("audit CSV header %q", recs)
+	}
+}
+
+// TestBulkPreflightLinkListsEveryRefusedRow: when the pre-flight finds more
+// rows Zendesk would refuse than the page lists, its "See all" link leads to
+// a tab that lists every one of them (they are pending with the
+// pre-flight's reason, not invalid), and the rows tabs offer that tab.
+func TestBulkPreflightLinkListsEveryRefusedRow(t *testing.T) {
+	t.Parallel()
+	app := newTestApp(t, testAppOptions{})
+	s := loginAs(t, app, sandbox.DemoAdminEmail)
+	const refused = 12
+	var b strings.Builder
+	b.WriteString("email,ticket_id,score\n")
+	fmt.Fprintf(&b, "%s,%d,good\n", sandbox.DemoBeaEmail, sandbox.TicketBeaSolved)
+	for i := range refused {
+		if i%2 == 0 {
+			fmt.Fprintf(&b, "%s,%d,good\n", sandbox.DemoBeaEmail, sandbox.TicketBeaClosed)
+		} else {
+			fmt.Fprintf(&b, "%s,%d,bad\n", sandbox.DemoCarlosEmail, sandbox.TicketCarlosClosed)
+		}
+	}
+	id := runIDFrom(t, s.upload("rate", "refused.csv", []byte(b.String())))
+	runURL := fmt.Sprintf("/bulk/runs/%d", id)
+	r := s.act(runURL+"/preflight", url.Values{})
+	if r.Status != http.StatusSeeOther {
+		t.Fatalf("preflight: status %d: %.400s", r.Status, r.Body)
+	}
+	page := s.follow(r).doc(t)
+	if n := page.Find(`[data-testid="first-refusal"]`).Length(); n >= refused {
+		t.Fatalf("the page lists %d of %d refused rows; the test needs more than it lists", n, refused)
+	}
+	href, ok := page.Find(`[data-testid="first-refusals"] a`).FilterFunction(func(_ int, a *goquery.Selection) bool {
+		return strings.Contains(a.Text(), "See all")
+	}).Attr("href")
+	if !ok {
+		t.Fatal("no link to all the rows Zendesk would refuse")
+	}
+	base, _ := url.Parse(app.URL + runURL)
+	ref, err := url.Parse(href)
+	if err != nil {
+		t.Fatalf("link %q: %v", href, err)
+	}
+	listed := s.get(base.ResolveReference(ref).String()).doc(t)
+	var got []string
+	listed.Find(`[data-testid="rows"] tbody tr`).Each(func(_ int, tr *goquery.Selection) {
+		got = append(got, tr.AttrOr("data-testid", ""))
+		if d := tr.Find("td.detail").Text(); !strings.Contains(d, "Zendesk would refuse it") {
+			t.Errorf("%s listed without the pre-flight's reason: %q", tr.AttrOr("data-testid", ""), d)
+		}
+	})
+	var want []string
+	for n := 3; n < 3+refused; n++ { // row 1 is the header, row 2 the solved ticket
+		want = append(want, fmt.Sprintf("row-%d", n))
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("the link %q lists rows %q, want every refused row %q", href, got, want)
+	}
+	tab := listed.Find(`nav.tabs a[aria-current="page"]`)
+	if tab.Length() != 1 || !strings.Contains(tab.Text(), fmt.Sprintf("(%d)", refused)) {
+		t.Errorf("the rows tabs do not show the refused rows' tab as current with its count: %q", tab.Text())
+	}
+}
+
+// TestRowsToFixUploadedAgainKeepsComments: rows whose comment starts with
+// + - = or @ (which the rows to fix neutralise with an apostrophe, against
+// spreadsheet formulas) are refused by the pre-flight, downloaded as rows
+// to fix and uploaded again as they are: the new run's actions equal the
+// first run's, with no apostrophe added to what the end user says.
+func TestRowsToFixUploadedAgainKeepsComments(t *testing.T) {
+	t.Parallel()
+	app := newTestApp(t, testAppOptions{})
+	s := loginAs(t, app, sandbox.DemoAdminEmail)
+	comments := []string{"+1 thanks", "-5 stars, but kind", "=SUM(A1) is what I typed", "@support great", "'kept as typed"}
+	var b strings.Builder
+	b.WriteString("email,ticket_id,score,comment\n")
+	for _, c := range comments {
+		fmt.Fprintf(&b, "%s,%d,good,%q\n", sandbox.DemoBeaEmail, sandbox.TicketBeaClosed, c)
+	}
+	first := runIDFrom(t, s.upload("rate", "comments.csv", []byte(b.String())))
+	firstURL := fmt.Sprintf("/bulk/runs/%d", first)
+	if r := s.act(firstURL+"/preflight", url.Values{}); r.Status != http.StatusSeeOther {
+		t.Fatalf("preflight: status %d: %.400s", r.Status, r.Body)
+	}
+	fix := s.get(firstURL + "/rows-to-fix.csv")
+	if fix.Status != http.StatusOK {
+		t.Fatalf("rows to fix: status %d", fix.Status)
+	}
+	if recs := readCSV(t, fix.Body, ','); len(recs) != len(comments)+1 || recs[1][3] != "'+1 thanks" {
+		t.Fatalf("rows to fix %q, want every row, the comments neutralised", recs)
+	}
+	second := runIDFrom(t, s.upload("rate", "comments-fixed.csv", []byte(fix.Body)))
+
+	actionsOf := func(id int64) []string {
+		t.Helper()
+		rows, _, err := app.DB.ListRunRows(context.Background(), id, store.RowFilter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, r := range rows {
+			if !r.Valid {
+				t.Errorf("run %d row %d invalid: %q", id, r.Number, r.Errors)
+			}
+			out = append(out, string(r.Action))
+		}
+		return out
+	}
+	want, got := actionsOf(first), actionsOf(second)
+	if len(want) != len(comments) || !slices.Equal(want, got) {
+		t.Errorf("actions after the rows to fix were uploaded again:\n got %q\nwant %q", got, want)
+	}
+	for i, a := range got {
+		if !strings.Contains(a, fmt.Sprintf("%q", comments[i])) {
+			t.Errorf("row %d's action %s does not carry the comment %q", i+2, a, comments[i])
+		}
 	}
 }

@@ -79,6 +79,10 @@ type RowFilter struct {
 	// OnlyErrors keeps invalid and failed rows and rows with a pre-flight
 	// error.
 	OnlyErrors bool
+	// OnlyPreflightErrors keeps the rows the pre-flight expects Zendesk to
+	// refuse (a non-empty PreflightError), whatever their state: the rows
+	// RunCounts.PreflightErrors counts.
+	OnlyPreflightErrors bool
 	// FromNumber and ToNumber bound the row numbers, inclusive; 0 leaves
 	// that side open.
 	FromNumber, ToNumber int
@@ -299,10 +303,14 @@ func rowWhere(runID int64, f RowFilter) (string, []any) {
 			args = append(args, s)
 		}
 	}
-	if f.OnlyErrors {
+	if f.OnlyErrors || f.OnlyPreflightErrors {
 		// Written out as bulk_rows_errors' predicate (migration 0004), so
-		// both planners see that the partial index holds every such row.
+		// both planners see that the partial index holds every such row
+		// (rows with a pre-flight error are among them).
 		where = append(where, errorRowsPredicate)
+	}
+	if f.OnlyPreflightErrors {
+		where = append(where, "preflight_error <> ''")
 	}
 	if f.FromNumber > 0 {
 		where = append(where, "number >= ?")
@@ -344,13 +352,16 @@ var stateCounters = map[string]string{RowInvalid: "invalid", RowPending: "pendin
 
 // countedBy returns the expression over bulk_run_counts' columns that
 // counts the rows f selects, if the counters can (f selects by states only,
-// or only errors): false for row ranges and for states and errors at once.
+// only errors, or only pre-flight errors): false for row ranges and for
+// states and errors at once.
 func countedBy(f RowFilter) (string, bool) {
 	switch {
 	case f.FromNumber > 0 || f.ToNumber > 0:
 		return "", false
-	case f.OnlyErrors && len(f.States) > 0:
+	case (f.OnlyErrors || f.OnlyPreflightErrors) && len(f.States) > 0:
 		return "", false
+	case f.OnlyPreflightErrors:
+		return "preflight_errors", true
 	case f.OnlyErrors:
 		return "with_errors", true
 	case len(f.States) == 0:

@@ -607,6 +607,41 @@ func TestPauseResumeCancel(t *testing.T) {
 	})
 }
 
+// TestListRowsWithPreflightErrors: OnlyPreflightErrors lists exactly the
+// rows the pre-flight expects Zendesk to refuse, in order, with the total
+// RunCounts.PreflightErrors gives, alone or with a state.
+func TestListRowsWithPreflightErrors(t *testing.T) {
+	t.Parallel()
+	forEachDB(t, func(t *testing.T, dsn string) {
+		db := mustOpen(t, dsn, Options{})
+		r := newTestRun(t, db, 1, 9) // rows 2..10; 4, 7, 10 invalid
+		if err := db.SetRowPreflight(t.Context(), r.ID, map[int]string{3: "closed", 6: "not the requester", 9: "closed"}); err != nil {
+			t.Fatal(err)
+		}
+		rows, total, err := db.ListRunRows(t.Context(), r.ID, RowFilter{OnlyPreflightErrors: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []int
+		for _, row := range rows {
+			got = append(got, row.Number)
+		}
+		if diff := cmp.Diff([]int{3, 6, 9}, got); diff != "" || total != 3 {
+			t.Errorf("rows with pre-flight errors (-want +got):\n%s\ntotal %d, want 3", diff, total)
+		}
+		if c := mustRunCounts(t, db, r.ID); c.PreflightErrors != total {
+			t.Errorf("the listing's total %d differs from PreflightErrors %d", total, c.PreflightErrors)
+		}
+		rows, total, err = db.ListRunRows(t.Context(), r.ID, RowFilter{OnlyPreflightErrors: true, FromNumber: 5, Limit: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if total != 2 || len(rows) != 1 || rows[0].Number != 6 {
+			t.Errorf("from row 5, one a page: total %d, %+v; want total 2, row 6", total, rows)
+		}
+	})
+}
+
 func TestSetRowPreflight(t *testing.T) {
 	t.Parallel()
 	forEachDB(t, func(t *testing.T, dsn string) {

@@ -68,6 +68,7 @@ var countFilters = []RowFilter{
 	{States: []string{RowDone, RowFailed, RowDone}},
 	{States: []string{RowPending, RowQueued, RowSkipped}},
 	{OnlyErrors: true},
+	{OnlyPreflightErrors: true},
 }
 
 // checkCounts fails the test unless RunCounts of every run in runIDs, and
@@ -468,9 +469,10 @@ CREATE TRIGGER f AFTER INSERT ON a FOR EACH STATEMENT EXECUTE FUNCTION f();
 }
 
 // TestOnlyErrorsUsesIndex checks that both planners find a run's error rows
-// through the partial index bulk_rows_errors, whose predicate a query must
-// repeat word for word (with literals) for SQLite to use it: without it,
-// the first errors of a clean 100,000-row preview meant reading every row.
+// (and its rows with a pre-flight error) through the partial index
+// bulk_rows_errors, whose predicate a query must repeat word for word (with
+// literals) for SQLite to use it: without it, the first errors of a clean
+// 100,000-row preview meant reading every row.
 func TestOnlyErrorsUsesIndex(t *testing.T) {
 	t.Parallel()
 	forEachDB(t, func(t *testing.T, dsn string) {
@@ -493,31 +495,33 @@ func TestOnlyErrorsUsesIndex(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		cond, args := rowWhere(r.ID, RowFilter{OnlyErrors: true})
-		rows, err := tx.QueryContext(t.Context(), db.dialect.rebind(explain+`SELECT `+rowColumns+` FROM bulk_rows`+cond+
-			` ORDER BY number LIMIT ? OFFSET ?`), append(args, 200, 0)...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer rows.Close()
-		var plan []string
-		for rows.Next() {
-			cols, _ := rows.Columns()
-			vals := make([]any, len(cols))
-			ptrs := make([]any, len(cols))
-			for i := range vals {
-				ptrs[i] = &vals[i]
-			}
-			if err := rows.Scan(ptrs...); err != nil {
+		for _, f := range []RowFilter{{OnlyErrors: true}, {OnlyPreflightErrors: true}} {
+			cond, args := rowWhere(r.ID, f)
+			rows, err := tx.QueryContext(t.Context(), db.dialect.rebind(explain+`SELECT `+rowColumns+` FROM bulk_rows`+cond+
+				` ORDER BY number LIMIT ? OFFSET ?`), append(args, 200, 0)...)
+			if err != nil {
 				t.Fatal(err)
 			}
-			plan = append(plan, fmt.Sprint(vals[col]))
-		}
-		if err := rows.Err(); err != nil {
-			t.Fatal(err)
-		}
-		if !strings.Contains(strings.Join(plan, "\n"), "bulk_rows_errors") {
-			t.Errorf("the query for a run's error rows does not use bulk_rows_errors:\n%s", strings.Join(plan, "\n"))
+			var plan []string
+			for rows.Next() {
+				cols, _ := rows.Columns()
+				vals := make([]any, len(cols))
+				ptrs := make([]any, len(cols))
+				for i := range vals {
+					ptrs[i] = &vals[i]
+				}
+				if err := rows.Scan(ptrs...); err != nil {
+					t.Fatal(err)
+				}
+				plan = append(plan, fmt.Sprint(vals[col]))
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(strings.Join(plan, "\n"), "bulk_rows_errors") {
+				t.Errorf("the query for a run's rows %+v does not use bulk_rows_errors:\n%s", f, strings.Join(plan, "\n"))
+			}
 		}
 	})
 }
