@@ -52,7 +52,11 @@ func RefreshFunc(flow *oauthflow.Flow) func(ctx context.Context, old *oauth2.Tok
 // zendeskFor is the signed-in admin's Zendesk client, on their stored grant.
 func (a *app) zendeskFor(c echo.Context) (*zendesk.Client, error) {
 	grantID := int64Value(sessionOf(c), keyGrantID)
-	return zendesk.New(a.zendeskURL, a.db.TokenSource(grantID, a.refresh), zendesk.WithHTTPClient(a.hc))
+	opts := []zendesk.Option{zendesk.WithHTTPClient(a.hc)}
+	if a.bulk != nil {
+		opts = append(opts, zendesk.WithLimiter(webLimiter{a.bulk.Throttle()}))
+	}
+	return zendesk.New(a.zendeskURL, a.db.TokenSource(grantID, a.refresh), opts...)
 }
 
 // runnerFor is the actions runner for the signed-in admin.

@@ -9,12 +9,14 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/PuerkitoBio/goquery"
 
 	"github.com/onbehalf/onbehalf/store"
+	"github.com/onbehalf/onbehalf/zendesk"
 	"github.com/onbehalf/onbehalf/zendesk/sandbox"
 )
 
@@ -700,5 +702,49 @@ func TestEndedSessionFormLeadsBackToTheForm(t *testing.T) {
 	}
 	if n := len(app.Sandbox.Writes()) - before; n != 0 {
 		t.Errorf("a form of an ended session made %d writes", n)
+	}
+}
+
+// The pages' calls to Zendesk share the account's throttle with the bulk
+// runs: a 429 Zendesk answers a page pauses the runs' calls too, and while
+// such a pause is in force a page does not call Zendesk (which would only
+// answer 429 again, and count against the account), it says to wait.
+func TestPagesShareTheAccountsRateLimitWithBulkRuns(t *testing.T) {
+	t.Parallel()
+	app := newTestApp(t, testAppOptions{})
+	s := loginAs(t, app, sandbox.DemoAdminEmail)
+	throttle := app.Engine.Throttle()
+	if d := throttle.Delay(); d != 0 {
+		t.Fatalf("a pause in force before any 429: %v", d)
+	}
+	app.Sandbox.SetRateLimit(60, 1) // one call a second, no burst to speak of
+	paused := false
+	for range 5 {
+		s.get("/users?q=" + url.QueryEscape(sandbox.DemoBeaEmail))
+		if throttle.Delay() > 0 {
+			paused = true
+			break
+		}
+	}
+	app.Sandbox.SetRateLimit(0, 0)
+	if !paused {
+		t.Error("Zendesk's 429s to the pages' searches did not pause the account's throttle")
+	}
+
+	// A pause of 30 s, as a run's 429 would set: the page waits for none.
+	throttle.Observe(zendesk.RateInfo{Status: http.StatusTooManyRequests, Limit: -1, Remaining: -1, RetryAfter: 30 * time.Second})
+	var calls atomic.Int32
+	app.Sandbox.SetHooks(sandbox.Hooks{BeforeCall: func(*http.Request) { calls.Add(1) }})
+	start := time.Now()
+	r := s.get("/users?q=" + url.QueryEscape(sandbox.DemoBeaEmail))
+	app.Sandbox.SetHooks(sandbox.Hooks{})
+	if n := calls.Load(); n != 0 {
+		t.Errorf("a search during a 30 s pause called Zendesk %d times", n)
+	}
+	if took := time.Since(start); took > 10*time.Second {
+		t.Errorf("the page took %v to answer during the pause", took)
+	}
+	if msg := r.doc(t).Find(`[data-testid="search-error"]`).Text(); !strings.Contains(msg, "rate limit") || !strings.Contains(msg, "try again in") {
+		t.Errorf("the search during the pause says %q; want it to say to try again later", msg)
 	}
 }
