@@ -134,3 +134,47 @@ func TestRecheckRacingConfirmLeavesTheConfirmedRunAlone(t *testing.T) {
 		}
 	})
 }
+
+// TestPauseRacingResumeLeavesTheRunRunning: a run works on the admin's old
+// grant when the admin logs in again (ResumeRunsForAdmin, to the new
+// grant), and a worker still on the old grant pauses it (PauseRun with the
+// old grant), the pause landing between Resume's two statements. The run
+// must end running on the new grant: paused on it, it would wait for the
+// next login. On SQLite the pause can only come after Resume.
+func TestPauseRacingResumeLeavesTheRunRunning(t *testing.T) {
+	t.Parallel()
+	forEachDB(t, func(t *testing.T, dsn string) {
+		db := mustOpen(t, dsn, Options{})
+		r := newTestRun(t, db, 1, 3) // on grant 7
+		mustStartRun(t, db, r.ID)
+		var paused bool
+		var wait func() error
+		db.hooks.resumeBetween = func(tx *sql.Tx) {
+			db.hooks.resumeBetween = nil
+			var first bool
+			first, wait = alongside(t, db, tx, func() error {
+				var err error
+				paused, err = db.PauseRun(t.Context(), r.ID, 7, "Sign in again.")
+				return err
+			})
+			t.Logf("the pause committed between Resume's statements: %v", first)
+		}
+		if _, err := db.ResumeRunsForAdmin(t.Context(), 1, 42); err != nil {
+			t.Fatal(err)
+		}
+		if wait == nil {
+			t.Fatal("Resume never reached its second statement")
+		}
+		if err := wait(); err != nil {
+			t.Fatalf("PauseRun: %v", err)
+		}
+		got, err := db.FindRunByID(t.Context(), r.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.State != RunRunning && got.State != RunQueued || got.GrantID != 42 {
+			t.Errorf("the run is %s on grant %d (paused by the old grant's worker: %v), want running on the new grant 42",
+				got.State, got.GrantID, paused)
+		}
+	})
+}

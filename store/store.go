@@ -83,6 +83,9 @@ type testHooks struct {
 	// recheckChecked runs in RecheckRun, in its transaction, once the
 	// run was seen in preview and before anything is written.
 	recheckChecked func(tx *sql.Tx)
+	// resumeBetween runs in ResumeRunsForAdmin, in its transaction,
+	// between its two statements.
+	resumeBetween func(tx *sql.Tx)
 }
 
 // Open connects to the database named by dsn, applies pending migrations and
