@@ -58,7 +58,12 @@ func runChaos(tb testing.TB, cfg chaosConfig) chaosResult {
 	data := sandbox.Generate(11, 3000, cfg.rows*3)
 	c := newTestCluster(tb, 2, sandbox.Options{Seed: 11, RateLimit: cfg.perMinute, RateBurst: max(1, cfg.perMinute/60), Data: data,
 		Faults: sandbox.Faults{Latency: cfg.latency}},
-		fmt.Sprintf("ZENDESK_RATE_LIMIT=%d", cfg.perMinute), fmt.Sprintf("BULK_RESCUE_AFTER=%s", cfg.rescueAfter))
+		fmt.Sprintf("ZENDESK_RATE_LIMIT=%d", cfg.perMinute), fmt.Sprintf("BULK_RESCUE_AFTER=%s", cfg.rescueAfter),
+		// The rows whose write was in flight at a kill wait for the write
+		// timeout (half the job timeout, at most 30 s) before another
+		// replica takes them: the shortest job timeout allowed keeps that
+		// to 5 s a kill.
+		"BULK_JOB_TIMEOUT=10s")
 	live := []*replica{c.replicas[0], c.replicas[1]}
 	addrs := []string{strings.TrimPrefix(live[0].URL, "http://"), strings.TrimPrefix(live[1].URL, "http://")}
 

@@ -30,6 +30,12 @@ const (
 	crashEnvRescue = "ONBEHALF_BULK_CRASH_RESCUE"
 )
 
+// crashJobTimeout is the job timeout of the crash tests' engines, the
+// child and the one that finishes after it: a row whose write was in
+// flight when its engine died waits for half of it (the write timeout)
+// before another engine takes it, so it is kept short.
+const crashJobTimeout = 10 * time.Second
+
 // TestHelperCrashEngine is not a test: it is the engine process that
 // TestEngineCrashRecovery kills with SIGKILL in the middle of a run.
 func TestHelperCrashEngine(t *testing.T) {
@@ -43,7 +49,7 @@ func TestHelperCrashEngine(t *testing.T) {
 		rescue, _ = time.ParseDuration(v)
 	}
 	e, err := NewEngine(context.Background(), Config{DB: db, ZendeskURL: os.Getenv(crashEnvZendesk),
-		Refresh: deadRefresh, RateLimit: 6000, RescueStuckJobsAfter: rescue,
+		Refresh: deadRefresh, RateLimit: 6000, RescueStuckJobsAfter: rescue, JobTimeout: crashJobTimeout,
 		Logger:    slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})),
 		retryBase: 100 * time.Millisecond, pollInterval: 50 * time.Millisecond})
 	if err != nil {
@@ -139,7 +145,10 @@ func TestEngineCrashRecovery(t *testing.T) {
 	}
 	t.Logf("killed with ratings %+v", atKill)
 
-	env.newEngine(t, 6000, func(c *Config) { c.RescueStuckJobsAfter = 2 * time.Second })
+	env.newEngine(t, 6000, func(c *Config) {
+		c.RescueStuckJobsAfter = 2 * time.Second
+		c.JobTimeout = crashJobTimeout
+	})
 	for _, r := range []*store.Run{ratings, requests} {
 		waitRun(t, env.db, r.ID, 120*time.Second, store.RunDone)
 	}
@@ -279,6 +288,7 @@ func crashInWindow(t *testing.T, tc crashWindowCase, noRecheck bool) string {
 
 	env.newEngine(t, 6000, func(c *Config) {
 		c.RescueStuckJobsAfter = 2 * time.Second
+		c.JobTimeout = crashJobTimeout
 		c.noRecheck = noRecheck
 	})
 	waitRun(t, env.db, run.ID, 60*time.Second, store.RunDone)
@@ -359,7 +369,10 @@ func TestCrashesDoNotWearARowOut(t *testing.T) {
 	// failure of the row's own.
 	var dropped atomic.Bool
 	env.sb.SetHooks(sandbox.Hooks{AfterWrite: func(sandbox.Write) bool { return dropped.CompareAndSwap(false, true) }})
-	env.newEngine(t, 6000, func(c *Config) { c.RescueStuckJobsAfter = time.Second })
+	env.newEngine(t, 6000, func(c *Config) {
+		c.RescueStuckJobsAfter = time.Second
+		c.JobTimeout = crashJobTimeout
+	})
 	waitRun(t, env.db, run.ID, 60*time.Second, store.RunDone)
 
 	row, err = env.db.FindRunRow(t.Context(), run.ID, 2)
@@ -455,7 +468,7 @@ func TestTakenOverAttemptKeepsTheJob(t *testing.T) {
 	if err := gate.WaitHeld(ctx, 1); err != nil {
 		t.Fatalf("the old attempt never read: %v", err)
 	}
-	if _, _, err := env.db.ClaimRowFor(t.Context(), run.ID, 2, "new/1/2"); err != nil {
+	if _, _, err := env.db.ClaimRowFor(t.Context(), run.ID, 2, "new/1/2", 0); err != nil {
 		t.Fatal(err)
 	}
 	gate.Release()

@@ -91,7 +91,9 @@ type Config struct {
 	// RescueStuckJobsAfter is how long an engine may be silent (it writes
 	// a heartbeat every fifth of it) before the others take back the rows
 	// it was working, as after a crash; 0 means
-	// DefaultRescueStuckJobsAfter.
+	// DefaultRescueStuckJobsAfter. A row whose write was sent is taken
+	// back only once the write timeout has passed since it was sent
+	// (ClaimRowFor): it may still be answered.
 	RescueStuckJobsAfter time.Duration
 	// JobTimeout bounds one row's work once its turn has come (waits for
 	// the rate limit's Retry-After are snoozed, not spent in it); 0 means

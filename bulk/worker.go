@@ -95,9 +95,17 @@ func (e *Engine) stopRows(runID int64) {
 // account. Crashes, rescues and deadlines met before a write went out
 // count in neither, so they cannot fail a row.
 func (e *Engine) work(ctx context.Context, runID int64, number int, claim string) error {
-	run, row, err := e.db.ClaimRowFor(ctx, runID, number, claim)
+	run, row, err := e.db.ClaimRowFor(ctx, runID, number, claim, e.writeTimeout)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil // the run was deleted: nothing to do
+	}
+	if busy := (*store.RowBusyError)(nil); errors.As(err, &busy) {
+		// The row's write went out from another attempt (on a replica
+		// thought dead, whose job was taken back) and may still be
+		// answered, and applied, after a re-check here found nothing.
+		// The row is left to it until its write timeout has passed;
+		// nothing was done here, and nothing counts.
+		return river.JobSnooze(busy.Wait + 50*time.Millisecond)
 	}
 	if err != nil {
 		return err

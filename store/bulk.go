@@ -739,12 +739,27 @@ func (db *DB) PauseRun(ctx context.Context, runID, grantID int64, reason string)
 // run of theirs goes back to running, and every run of theirs that has not
 // ended (paused, queued or running) switches to newGrantID, so workers use
 // the new sign-in. It returns the ids of the runs it resumed.
+//
+// The grant is switched first, which locks every such run until the
+// commit: a worker's PauseRun with the old grant either committed before
+// (and the run, paused, is resumed below) or waits and then finds the run
+// on the new grant (and pauses nothing). Resumed first, a run paused by
+// such a worker between the two statements (PostgreSQL reads each
+// statement afresh) was switched to the new grant still paused, and stayed
+// so until the next login.
 func (db *DB) ResumeRunsForAdmin(ctx context.Context, adminID, newGrantID int64) ([]int64, error) {
 	tx, err := db.db.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, fmt.Errorf("store: resume runs of admin %d: %w", adminID, err)
 	}
 	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, db.dialect.rebind(`UPDATE bulk_runs SET grant_id = ?
+		WHERE admin_id = ? AND state IN (?, ?, ?)`), newGrantID, adminID, RunQueued, RunRunning, RunPaused); err != nil {
+		return nil, fmt.Errorf("store: resume runs of admin %d: switch grant: %w", adminID, err)
+	}
+	if h := db.hooks.resumeBetween; h != nil {
+		h(tx)
+	}
 	rows, err := tx.QueryContext(ctx, db.dialect.rebind(`UPDATE bulk_runs SET state = ?, paused_reason = ''
 		WHERE admin_id = ? AND state = ? RETURNING id`), RunRunning, adminID, RunPaused)
 	if err != nil {
@@ -762,10 +777,6 @@ func (db *DB) ResumeRunsForAdmin(ctx context.Context, adminID, newGrantID int64)
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("store: resume runs of admin %d: %w", adminID, err)
-	}
-	if _, err := tx.ExecContext(ctx, db.dialect.rebind(`UPDATE bulk_runs SET grant_id = ?
-		WHERE admin_id = ? AND state IN (?, ?, ?)`), newGrantID, adminID, RunQueued, RunRunning, RunPaused); err != nil {
-		return nil, fmt.Errorf("store: resume runs of admin %d: switch grant: %w", adminID, err)
 	}
 	if err := tx.Commit(); err != nil {
 		return nil, fmt.Errorf("store: resume runs of admin %d: commit: %w", adminID, err)

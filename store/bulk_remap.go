@@ -58,6 +58,33 @@ func (db *DB) RecheckRun(ctx context.Context, runID int64, spec RecheckSpec, red
 	if state != RunPreview {
 		return fmt.Errorf("store: remap run %d: run is %s: %w", runID, state, ErrConflict)
 	}
+	if h := db.hooks.recheckChecked; h != nil {
+		h(tx)
+	}
+	// The plain read above takes no lock: on PostgreSQL (READ COMMITTED)
+	// a Confirm may commit after it, and rows of a confirmed run would be
+	// rewritten (done rows back to pending) and its mapping changed. The
+	// run is locked and checked again before anything is written: a
+	// Confirm under way is waited for and refuses nothing here, one that
+	// committed makes this update find no row in preview, and a later
+	// one waits for this transaction. (On SQLite the transaction holds
+	// the write lock from its start.)
+	res, err := tx.ExecContext(ctx, db.dialect.rebind(`UPDATE bulk_runs SET preflighted = 0 WHERE id = ? AND state = ?`),
+		runID, RunPreview)
+	if err != nil {
+		return fmt.Errorf("store: remap run %d: %w", runID, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("store: remap run %d: %w", runID, err)
+	} else if n == 0 {
+		if err := tx.QueryRowContext(ctx, db.dialect.rebind(`SELECT state FROM bulk_runs WHERE id = ?`), runID).Scan(&state); err != nil {
+			if errors.Is(err, sql.ErrNoRows) {
+				err = ErrNotFound
+			}
+			return fmt.Errorf("store: remap run %d: %w", runID, err)
+		}
+		return fmt.Errorf("store: remap run %d: run is %s: %w", runID, state, ErrConflict)
+	}
 	// Read first, write after: SQLite and database/sql do not mix an open
 	// cursor with updates on one transaction's connection.
 	rows, err := db.queryRows(ctx, tx, db.dialect.rebind(`SELECT `+rowColumns+` FROM bulk_rows WHERE run_id = ? ORDER BY number`), runID)
@@ -110,8 +137,8 @@ func (db *DB) RecheckRun(ctx context.Context, runID int64, spec RecheckSpec, red
 		}
 		set, args = set+", score_map = ?", append(args, sm)
 	}
-	if _, err := tx.ExecContext(ctx, db.dialect.rebind(`UPDATE bulk_runs SET `+set+` WHERE id = ?`),
-		append(args, runID)...); err != nil {
+	if _, err := tx.ExecContext(ctx, db.dialect.rebind(`UPDATE bulk_runs SET `+set+` WHERE id = ? AND state = ?`),
+		append(args, runID, RunPreview)...); err != nil {
 		return fmt.Errorf("store: remap run %d: %w", runID, err)
 	}
 	if err := tx.Commit(); err != nil {

@@ -488,9 +488,27 @@ func (db *DB) RunCounts(ctx context.Context, runID int64) (RunCounts, error) {
 var ErrRunNotRunning = fmt.Errorf("the run is not running: %w", ErrConflict)
 
 // ClaimRow loads row number of run runID and its run for a worker about to
-// work it, with no claim name; see ClaimRowFor.
+// work it, with no claim name and no wait for a write in flight; see
+// ClaimRowFor.
 func (db *DB) ClaimRow(ctx context.Context, runID int64, number int) (*Run, RunRow, error) {
-	return db.ClaimRowFor(ctx, runID, number, "")
+	return db.ClaimRowFor(ctx, runID, number, "", 0)
+}
+
+// RowBusyError is what ClaimRowFor returns for a row whose write went out
+// (it passed the send gate) less than the write timeout ago and has not
+// been answered yet: the worker that sent it may still be waiting for
+// Zendesk's answer (its replica only looked dead), and Zendesk may still
+// apply it, so the re-check of another worker could not see it yet. The
+// row is not taken; Wait is how long until its write timeout has passed.
+type RowBusyError struct {
+	RunID  int64
+	Number int
+	Wait   time.Duration
+}
+
+func (e *RowBusyError) Error() string {
+	return fmt.Sprintf("store: claim row %d of run %d: its write is still in flight, for up to %v more",
+		e.Number, e.RunID, e.Wait.Round(time.Millisecond))
 }
 
 // ClaimRowFor loads row number of run runID and its run for the worker
@@ -498,11 +516,17 @@ func (db *DB) ClaimRow(ctx context.Context, runID int64, number int) (*Run, RunR
 // send gate (BeginWriteFor) lets only claim's write through, so a worker
 // whose row was taken back from it (its replica stopped answering and
 // another took the job) cannot send it any more. A queued run becomes
-// running. A row found in flight was left so by a worker that died or was
-// taken over while its write was out: the flag is cleared, and the row's
-// Attempts still tell that an earlier write may have reached Zendesk. A row
-// that has ended is returned as it is.
-func (db *DB) ClaimRowFor(ctx context.Context, runID int64, number int, claim string) (*Run, RunRow, error) {
+// running. A row that has ended is returned as it is.
+//
+// A row found in flight whose write began writeTimeout ago or more was
+// left so by a worker that died or was taken over while its write was
+// out: the flag is cleared, and the row's Attempts still tell that an
+// earlier write may have reached Zendesk. A row in flight whose write
+// began less than writeTimeout ago is not taken: its write may still be
+// answered, and applied, after the re-check of a new attempt found
+// nothing. ClaimRowFor then returns the row and its run with a
+// *RowBusyError saying how long to wait. writeTimeout 0 takes any row.
+func (db *DB) ClaimRowFor(ctx context.Context, runID int64, number int, claim string, writeTimeout time.Duration) (*Run, RunRow, error) {
 	run, err := db.FindRunByID(ctx, runID)
 	if err != nil {
 		return nil, RunRow{}, fmt.Errorf("store: claim row %d: %w", number, err)
@@ -514,12 +538,23 @@ func (db *DB) ClaimRowFor(ctx context.Context, runID int64, number int, claim st
 		}
 		run.State = RunRunning
 	}
-	now := toDBTime(db.now())
+	now := db.now()
+	// attempt_at is when the row's last write passed the send gate, on
+	// this same clock (BeginWriteFor).
 	r, err := scanRow(db.queryRow(ctx, `UPDATE bulk_rows SET in_flight = 0, waiting_until = 0, claim = ?, updated_at = ?
-		WHERE run_id = ? AND number = ? AND state IN (?, ?) RETURNING `+rowColumns,
-		claim, now, runID, number, RowPending, RowQueued))
+		WHERE run_id = ? AND number = ? AND state IN (?, ?) AND (in_flight = 0 OR attempt_at <= ?) RETURNING `+rowColumns,
+		claim, toDBTime(now), runID, number, RowPending, RowQueued, toDBTime(now.Add(-writeTimeout))))
 	if errors.Is(err, sql.ErrNoRows) {
 		r, err = db.FindRunRow(ctx, runID, number)
+		if err == nil && (r.State == RowPending || r.State == RowQueued) {
+			// Still in flight; or its write was answered since the
+			// update looked, and the row can be taken at once.
+			wait := 10 * time.Millisecond
+			if r.InFlight {
+				wait = max(r.AttemptAt.Add(writeTimeout).Sub(now), wait)
+			}
+			return run, r, &RowBusyError{RunID: runID, Number: number, Wait: wait}
+		}
 	}
 	if err != nil {
 		return nil, RunRow{}, fmt.Errorf("store: claim row %d of run %d: %w", number, runID, err)

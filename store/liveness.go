@@ -18,7 +18,10 @@ import (
 // worker ID) and made available again with one more allowed attempt: a
 // crash is not an attempt of the row. Rows fence themselves (ClaimRowFor,
 // BeginWriteFor): an engine wrongly thought dead cannot send a row another
-// engine took back.
+// engine took back, and a row whose write that engine sent is not taken
+// back until the write timeout has passed since the write began (the
+// rescue threshold is shorter than it): the write may still be answered,
+// and applied, after the new attempt's re-check found nothing.
 
 // Heartbeat records that the engine named id is alive, now on the database's
 // clock.

@@ -18,10 +18,10 @@ func TestSendGateLetsOnlyTheClaimingAttemptWrite(t *testing.T) {
 		r := newTestRun(t, db, 1, 2)
 		rows := mustStartRun(t, db, r.ID)
 		n := rows[0]
-		if _, _, err := db.ClaimRowFor(t.Context(), r.ID, n, "engine-a/1/1"); err != nil {
+		if _, _, err := db.ClaimRowFor(t.Context(), r.ID, n, "engine-a/1/1", 0); err != nil {
 			t.Fatal(err)
 		}
-		if _, _, err := db.ClaimRowFor(t.Context(), r.ID, n, "engine-b/1/2"); err != nil {
+		if _, _, err := db.ClaimRowFor(t.Context(), r.ID, n, "engine-b/1/2", 0); err != nil {
 			t.Fatal(err)
 		}
 		if err := db.BeginWriteFor(t.Context(), r.ID, n, "engine-a/1/1"); !errors.Is(err, ErrConflict) || errors.Is(err, ErrRunNotRunning) {
@@ -57,7 +57,7 @@ func TestEndAttemptCountsOnlyFailures(t *testing.T) {
 		n := mustStartRun(t, db, r.ID)[0]
 		ends := []AttemptEnd{{}, {WaitingUntil: time.Now().Add(time.Second)}, {MayHaveActed: true, Failed: true}, {}}
 		for _, end := range ends {
-			if _, _, err := db.ClaimRowFor(t.Context(), r.ID, n, "w"); err != nil {
+			if _, _, err := db.ClaimRowFor(t.Context(), r.ID, n, "w", 0); err != nil {
 				t.Fatal(err)
 			}
 			if err := db.BeginWriteFor(t.Context(), r.ID, n, "w"); err != nil {

@@ -71,6 +71,21 @@ type DB struct {
 	closed  bool
 	closing chan struct{}
 	flights sync.WaitGroup
+
+	// hooks are set by this package's tests only.
+	hooks testHooks
+}
+
+// testHooks let this package's tests act at the moment where a race between
+// two transactions would do harm, instead of hoping a scheduler produces
+// it. All are nil outside tests.
+type testHooks struct {
+	// recheckChecked runs in RecheckRun, in its transaction, once the
+	// run was seen in preview and before anything is written.
+	recheckChecked func(tx *sql.Tx)
+	// resumeBetween runs in ResumeRunsForAdmin, in its transaction,
+	// between its two statements.
+	resumeBetween func(tx *sql.Tx)
 }
 
 // Open connects to the database named by dsn, applies pending migrations and
