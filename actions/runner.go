@@ -67,6 +67,14 @@ type RunOptions struct {
 	// looks for the request among the user's recent ones (§4.3: Zendesk has
 	// no idempotency key for requests).
 	Recheck bool
+	// Unaudited, if set, is asked about a refusal before it is audited: it
+	// reports true when the caller takes the refusal for no outcome of the
+	// action at all — nothing was done, and the caller will try it again
+	// (a bulk row that waits for Zendesk's rate limit, for a login, or for
+	// a job of its own that ran out of time before its write went out). Run
+	// then writes no audit event: the trail has one event per outcome, not
+	// one per wait.
+	Unaudited func(*Refusal) bool
 }
 
 // KnownUser is an end user's Zendesk id and email as a caller knows them.
@@ -285,7 +293,7 @@ func (r *Runner) Run(ctx context.Context, a Action, look Lookup, opt RunOptions)
 		// it waited or read: whatever failed, nothing was sent.
 		refusal = explain(context.Cause(ctx), call{})
 	}
-	if refusal != nil && refusal.Code == CodeStopped {
+	if refusal != nil && (refusal.Code == CodeStopped || opt.Unaudited != nil && opt.Unaudited(refusal)) {
 		out.Message = refusal.Message
 		return out, refusal
 	}

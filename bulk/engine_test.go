@@ -566,3 +566,34 @@ func TestEnginePausesWhenItsGrantIsDeleted(t *testing.T) {
 		}
 	}
 }
+
+// The audit trail has one event per row's outcome, not one per wait: rows
+// whose writes Zendesk answered 429 (it did nothing; the rows wait and go
+// again) are audited once, when they are done.
+func TestAuditHasOneEventPerRowNotPerWait(t *testing.T) {
+	t.Parallel()
+	env := newEngineEnv(t, sandbox.Options{Data: sandbox.Generate(4, 60, 200), RateLimit: 600, RateBurst: 2})
+	tickets := rateableTickets(t, env.sb, 101, 300, 12)
+	run := env.mustImport(t, actions.KindRate, ratingCSV(t, env.sb, tickets))
+	// The engine believes it may go ten times faster than the account:
+	// Zendesk answers many calls 429.
+	e := env.newEngine(t, 6000, nil)
+	if err := e.Confirm(t.Context(), run.ID, env.admin, 0); err != nil {
+		t.Fatal(err)
+	}
+	waitRun(t, env.db, run.ID, 60*time.Second, store.RunDone)
+	if n := env.sb.Stats().Throttled; n == 0 {
+		t.Fatal("Zendesk answered no call 429; the test proves nothing")
+	}
+	c, _ := env.db.RunCounts(t.Context(), run.ID)
+	events := runAudit(t, env.db, run.ID)
+	var failed []string
+	for _, ev := range events {
+		if ev.Outcome != store.OutcomeOK {
+			failed = append(failed, ev.Detail)
+		}
+	}
+	if c.Done != 12 || len(events) != 12 || len(failed) != 0 {
+		t.Errorf("%d rows done, %d audit events (%d not ok: %q), want 12 done and one ok event each", c.Done, len(events), len(failed), failed)
+	}
+}

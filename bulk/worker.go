@@ -204,12 +204,34 @@ func (e *Engine) work(ctx context.Context, runID int64, number int, claim string
 		rw.budget.Store(0)
 		return nil
 	})
-	out, err := runner.Run(ctx, a, rs.batch, actions.RunOptions{RunID: runID, RowID: int64(number), Recheck: recheck})
+	out, err := runner.Run(ctx, a, rs.batch, actions.RunOptions{RunID: runID, RowID: int64(number), Recheck: recheck,
+		Unaudited: func(ref *actions.Refusal) bool { return noOutcome(ctx, rw, ref) }})
 	if err == nil {
 		return e.finish(ctx, runID, number, store.RowResult{State: store.RowDone, HTTPStatus: out.Status,
 			ZendeskID: out.ZendeskID, Error: out.Warning})
 	}
 	return at.failure(ctx, rs.grantID, out, err)
+}
+
+// noOutcome reports whether a refusal of a row's attempt is no outcome of
+// the row at all, so that it is not audited: the attempt is handed back
+// and the row tried again, as failure and stopped decide for the same
+// cases. Before the write went out: the job ran out of time or the engine
+// is stopping, the rate limit's queue was too long for the job, the send
+// gate could not reach the database or found the row taken over. Whenever:
+// Zendesk asked to wait (a 429, a 503 with Retry-After: it did nothing) or
+// the sign-in must be renewed (the run pauses).
+func noOutcome(ctx context.Context, rw *rowWork, ref *actions.Refusal) bool {
+	var long *queueTooLong
+	switch {
+	case !rw.sent.Load() && (ctx.Err() != nil || errors.As(ref, &long) ||
+		errors.Is(ref, errOwnStore) || errors.Is(ref, store.ErrConflict)):
+		return true
+	case ref.Code == actions.CodeLoginExpired, ref.Code == actions.CodeRateLimited,
+		ref.Code == actions.CodeUnavailable && ref.RetryAfter > 0:
+		return true
+	}
+	return false
 }
 
 // errOwnStore marks a send gate that could not reach onbehalf's own

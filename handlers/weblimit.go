@@ -2,37 +2,45 @@ package handlers
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"github.com/onbehalf/onbehalf/bulk"
 	"github.com/onbehalf/onbehalf/zendesk"
 )
 
-// webMaxWait is the longest a page waits for its turn at the account's rate
-// limit. Past it (a Retry-After in force, or a queue of bulk rows that long)
-// the page says Zendesk asked to wait, rather than hang.
+// webMaxWait is the longest a page waits out a pause of the account's calls
+// (a Retry-After in force). Past it the page says Zendesk asked to wait,
+// rather than hang.
 const webMaxWait = 5 * time.Second
 
 // webLimiter is the account's throttle (the bulk engine's) as the pages'
-// calls to Zendesk use it: they take their turn at ZENDESK_RATE_LIMIT with
-// the bulk runs' calls, so together they stay under the account's limit,
-// and what Zendesk answers them (a 429, the rate headers) pauses and paces
-// the runs too.
+// calls to Zendesk use it. What Zendesk answers them (a 429, the rate
+// headers) pauses and paces the bulk runs too, and a pause in force, from
+// any call on any replica, holds the pages' calls as well. The pages' calls
+// are not paced at the runs' rate: they are few, a person waits for each,
+// and twenty of them queued behind a run's rows would take seconds; one
+// that tips the account over its limit is answered 429, which pauses the
+// runs.
 type webLimiter struct{ t *bulk.Throttle }
 
-// Wait implements zendesk.Limiter.
+// Wait implements zendesk.Limiter: it waits out a pause in force, if it is
+// short.
 func (w webLimiter) Wait(ctx context.Context) error {
-	if d := w.t.Delay(); d > webMaxWait {
+	d := w.t.PauseLeft(ctx)
+	switch {
+	case d <= 0:
+		return nil
+	case d > webMaxWait:
 		return waitTooLong(d)
 	}
-	wctx, cancel := context.WithTimeout(ctx, webMaxWait)
-	defer cancel()
-	err := w.t.Wait(wctx)
-	if err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
-		return waitTooLong(max(w.t.Delay(), webMaxWait))
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
-	return err
 }
 
 // Delay implements zendesk.Limiter.
