@@ -1,13 +1,10 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"strings"
 	"testing"
 
-	"github.com/chromedp/cdproto/cdp"
-	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
 	"github.com/onbehalf/onbehalf/zendesk/sandbox"
@@ -30,12 +27,7 @@ func TestE2EDraftSurvivesAnEndedSession(t *testing.T) {
 	text := "Here is the long answer I took ten minutes to write"
 	b.mustType(tid("comment-body"), text)
 
-	ctx, cancel := context.WithTimeout(b.ctx, e2eStepTimeout)
-	_, err := chromedp.Call(ctx, network.ClearBrowserCookies, cdp.Empty{})
-	cancel()
-	if err != nil {
-		t.Fatalf("clear the cookies: %v", err)
-	}
+	b.mustClearCookies() // the session ends
 	b.mustClickAndLoad(tid("comment-submit"))
 	if h := b.mustText(chromedp.CSS("h1")); h != "This form has expired" {
 		t.Fatalf("sending after the session ended shows %q", h)

@@ -2,13 +2,10 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"os"
 	"path/filepath"
 	"testing"
 
-	"github.com/chromedp/cdproto/cdp"
-	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
 	"github.com/onbehalf/onbehalf/zendesk/sandbox"
@@ -29,12 +26,7 @@ func TestE2EBigUploadAfterTheSessionEndedShowsThePage(t *testing.T) {
 		t.Fatal(err)
 	}
 	b.mustSetUploadFile(chromedp.CSS(`input[type="file"]`), path)
-	ctx, cancel := context.WithTimeout(b.ctx, e2eStepTimeout)
-	_, err := chromedp.Call(ctx, network.ClearBrowserCookies, cdp.Empty{})
-	cancel()
-	if err != nil {
-		t.Fatal(err)
-	}
+	b.mustClearCookies() // the session ends
 	b.mustClickAndLoad(chromedp.CSS(`[data-testid="upload-form"] button[type="submit"]`))
 	if h := b.mustText(chromedp.CSS("h1")); h != "This form has expired" {
 		t.Errorf("a big upload after the session ended shows %q, want the refusal page", h)

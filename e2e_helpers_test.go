@@ -16,7 +16,9 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/emulation"
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 )
@@ -472,4 +474,15 @@ func (b *e2eBrowser) newTab(name string) *e2eBrowser {
 		b.t.Fatalf("open a second tab: %v", err)
 	}
 	return &e2eBrowser{t: b.t, ctx: ctx, shots: b.shots, Name: name}
+}
+
+// mustClearCookies drops every cookie of the browser: the app's session
+// ends, as after a timeout or a restart with a new key.
+func (b *e2eBrowser) mustClearCookies() {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, e2eStepTimeout)
+	defer cancel()
+	if _, err := chromedp.Call(ctx, network.ClearBrowserCookies, cdp.Empty{}); err != nil {
+		b.fail("clear the cookies: %v", err)
+	}
 }

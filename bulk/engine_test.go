@@ -237,16 +237,7 @@ func TestEnginePausesOnRevokedGrantAndResumes(t *testing.T) {
 	if err != nil || len(ids) != 1 || ids[0] != run.ID {
 		t.Fatalf("ResumeRunsForAdmin = %v, %v", ids, err)
 	}
-	waitRun(t, env.db, run.ID, 60*time.Second, store.RunDone)
-	c, _ := env.db.RunCounts(t.Context(), run.ID)
-	if c.Done != 40 || c.Failed != 0 {
-		t.Errorf("counts after resume = %+v, want all 40 done", c)
-	}
-	for id, n := range ratingWrites(t, env.sb) {
-		if n != 1 {
-			t.Errorf("ticket %d rated %d times", id, n)
-		}
-	}
+	env.mustFinishEveryRowOnce(t, run.ID, 40, "after resume")
 }
 
 func TestEngineFaults(t *testing.T) {
@@ -353,16 +344,7 @@ func TestEngineStopThenRestart(t *testing.T) {
 		t.Fatal("the run finished before the stop; the test proves nothing")
 	}
 	env.newEngine(t, 6000, nil)
-	waitRun(t, env.db, run.ID, 60*time.Second, store.RunDone)
-	c, _ := env.db.RunCounts(t.Context(), run.ID)
-	if c.Done != 40 {
-		t.Errorf("counts after restart = %+v, want all 40 done", c)
-	}
-	for id, n := range ratingWrites(t, env.sb) {
-		if n != 1 {
-			t.Errorf("ticket %d rated %d times, want once", id, n)
-		}
-	}
+	env.mustFinishEveryRowOnce(t, run.ID, 40, "after restart")
 }
 
 // TestProgressETAKeepsToThePaceTheRunHasKept: a run that went slower than
@@ -556,15 +538,7 @@ func TestEnginePausesWhenItsGrantIsDeleted(t *testing.T) {
 	if _, err := env.db.ResumeRunsForAdmin(t.Context(), env.admin.ID, g.ID); err != nil {
 		t.Fatal(err)
 	}
-	waitRun(t, env.db, run.ID, 60*time.Second, store.RunDone)
-	if c, _ := env.db.RunCounts(t.Context(), run.ID); c.Done != 40 || c.Failed != 0 {
-		t.Errorf("counts after the new login = %+v, want all 40 done", c)
-	}
-	for id, n := range ratingWrites(t, env.sb) {
-		if n != 1 {
-			t.Errorf("ticket %d rated %d times", id, n)
-		}
-	}
+	env.mustFinishEveryRowOnce(t, run.ID, 40, "after the new login")
 }
 
 // The audit trail has one event per row's outcome, not one per wait: rows

@@ -225,6 +225,21 @@ func runAudit(t testing.TB, db *store.DB, runID int64) []store.AuditEvent {
 	return out
 }
 
+// mustFinishEveryRowOnce waits for the run to end done, with all n of its
+// rows done and none failed, and every ticket rated exactly once.
+func (env *engineEnv) mustFinishEveryRowOnce(t testing.TB, runID int64, n int, when string) {
+	t.Helper()
+	waitRun(t, env.db, runID, 60*time.Second, store.RunDone)
+	if c, _ := env.db.RunCounts(t.Context(), runID); c.Done != n || c.Failed != 0 {
+		t.Errorf("counts %s = %+v, want all %d done", when, c, n)
+	}
+	for id, k := range ratingWrites(t, env.sb) {
+		if k != 1 {
+			t.Errorf("ticket %d rated %d times, want once", id, k)
+		}
+	}
+}
+
 // ratingWrites counts rating writes per ticket and checks each was made as
 // the ticket's requester.
 func ratingWrites(t testing.TB, sb *sandbox.Server) map[int64]int {

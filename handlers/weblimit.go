@@ -33,10 +33,8 @@ func (w webLimiter) Wait(ctx context.Context) error {
 	case d > webMaxWait:
 		return waitTooLong(d)
 	}
-	t := time.NewTimer(d)
-	defer t.Stop()
 	select {
-	case <-t.C:
+	case <-time.After(d): // at most webMaxWait
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
