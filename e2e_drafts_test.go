@@ -42,6 +42,7 @@ func TestE2EDraftSurvivesAnEndedSession(t *testing.T) {
 	b.mustWaitVisible(chromedp.CSS(`select[data-testid="user"]`)) // Zendesk's sign-in
 	b.mustConsent(sandbox.DemoAdminEmail, "allow")
 	b.mustWaitVisible(tid("pick-return"))
+	b.mustReview("pick-then-return")
 	b.mustType(tid("user-search"), sandbox.DemoBeaEmail)
 	b.mustClickAndLoad(chromedp.CSS(fmt.Sprintf(`[data-testid="user-%d"] [data-testid="pick"]`, sandbox.DemoBeaID)))
 	if loc := b.mustLocation(); loc != app.URL+page {
