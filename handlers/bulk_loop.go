@@ -292,6 +292,20 @@ func (a *app) previewPage(ctx context.Context, p *views.RunPage, run *store.Run,
 			}
 		}
 	}
+	// The first rows the pre-flight expects Zendesk to refuse, read on
+	// their own: among the first error rows above they may not be at all
+	// (hundreds of invalid rows first).
+	if counts.PreflightErrors > 0 {
+		refused, _, err := a.db.ListRunRows(ctx, run.ID, store.RowFilter{OnlyPreflightErrors: true, Limit: 10})
+		if err != nil {
+			return err
+		}
+		for _, r := range refused {
+			if r.Valid {
+				p.FirstRefusals = append(p.FirstRefusals, views.RowView{Number: r.Number, Error: r.PreflightError})
+			}
+		}
+	}
 	p.LeftOut = counts.Skipped
 	p.ScoreErrors = scoreErrors
 	// A survey's own scale: no value is good or bad. Its rows' score
@@ -319,11 +333,8 @@ func (a *app) previewPage(ctx context.Context, p *views.RunPage, run *store.Run,
 	}
 	p.SurveyScale = surveyScale
 	for _, r := range errs {
-		switch {
-		case !r.Valid && len(p.FirstErrors) < 10 && !p.MappingIncomplete && !(surveyScale && onlyScoreErrors(r.Errors)):
+		if !r.Valid && len(p.FirstErrors) < 10 && !p.MappingIncomplete && !(surveyScale && onlyScoreErrors(r.Errors)) {
 			p.FirstErrors = append(p.FirstErrors, rowView(r, run.Kind, len(run.Header)))
-		case r.Valid && r.PreflightError != "" && len(p.FirstRefusals) < 10:
-			p.FirstRefusals = append(p.FirstRefusals, views.RowView{Number: r.Number, Error: r.PreflightError})
 		}
 	}
 	if run.Preflighted {

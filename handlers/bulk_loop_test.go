@@ -565,3 +565,32 @@ func TestRowsToFixUploadedAgainKeepsComments(t *testing.T) {
 		}
 	}
 }
+
+// A file whose first 250 rows are invalid and whose later rows Zendesk
+// would refuse: after the check, the page still lists those refusals (and
+// offers the rows to fix), not "none would be refused".
+func TestBulkPreflightRefusalsShowBehindManyInvalidRows(t *testing.T) {
+	t.Parallel()
+	app := newTestApp(t, testAppOptions{})
+	s := loginAs(t, app, sandbox.DemoAdminEmail)
+	var b strings.Builder
+	b.WriteString("email,ticket_id,score\n")
+	for i := range 250 {
+		fmt.Fprintf(&b, "%s,%d,excellent\n", sandbox.DemoBeaEmail, 1000+i) // no such score: invalid
+	}
+	fmt.Fprintf(&b, "%s,%d,good\n", sandbox.DemoBeaEmail, sandbox.TicketBeaSolved)
+	fmt.Fprintf(&b, "%s,%d,good\n", sandbox.DemoBeaEmail, sandbox.TicketBeaClosed)
+	id := runIDFrom(t, s.upload("rate", "mostly-bad.csv", []byte(b.String())))
+	r := s.act(fmt.Sprintf("/bulk/runs/%d/preflight", id), url.Values{})
+	if r.Status != http.StatusSeeOther {
+		t.Fatalf("preflight: status %d: %.400s", r.Status, r.Body)
+	}
+	page := s.follow(r).doc(t)
+	refusals := page.Find(`[data-testid="first-refusal"]`)
+	if refusals.Length() != 1 || !strings.Contains(refusals.Text(), "Row 253") {
+		t.Errorf("the page lists refusals %q, want row 253 (the closed ticket)", refusals.Text())
+	}
+	if page.Find(`[data-testid="rows-to-fix"]`).Length() != 1 {
+		t.Error("the page offers no rows to fix")
+	}
+}
