@@ -336,6 +336,8 @@ func TestHostHeaderMustMatchPublicURL(t *testing.T) {
 	req, _ = http.NewRequest(http.MethodGet, pub.URL+"/", nil)
 	if r := pub.newBrowser().do(req); r.Status != http.StatusMisdirectedRequest {
 		t.Errorf("GET by the listener's address with PUBLIC_URL elsewhere: status %d, want 421", r.Status)
+	} else if msg := r.doc(t).Find(`[data-testid="error-message"]`).Text(); !strings.Contains(msg, "onbehalf.example.com") || !strings.Contains(msg, "PUBLIC_URL") {
+		t.Errorf("the 421 page says %q; want it to name onbehalf's address and PUBLIC_URL", msg)
 	}
 	req, _ = http.NewRequest(http.MethodGet, pub.URL+"/", nil)
 	req.Host = "onbehalf.example.com"

@@ -36,12 +36,13 @@ func (a *app) checkHost() echo.MiddlewareFunc {
 					return next(c)
 				}
 			}
-			a.log.Warn("request for another host refused", "host", req.Host, "path", req.URL.Path)
+			a.log.Warn("request for another host refused (if people reach onbehalf at this host, set PUBLIC_URL to it)",
+				"host", req.Host, "public_url", a.publicURL.String(), "path", req.URL.Path)
 			c.Response().Header().Set("Connection", "close")
 			return &pageError{
 				Status:      http.StatusMisdirectedRequest,
 				Heading:     "This address is not onbehalf's",
-				Message:     "The request was addressed to " + req.Host + ", but this onbehalf is reached at " + a.publicURL.Host + ", so it did not answer. Open onbehalf at its own address.",
+				Message:     "The request was addressed to " + req.Host + ", but this onbehalf is reached at " + a.publicURL.Host + ", so it did not answer. Open onbehalf at its own address. If this is the address people use (behind a proxy, say), whoever runs onbehalf sets PUBLIC_URL to it.",
 				ActionHref:  a.publicURL.String(),
 				ActionLabel: "Open onbehalf",
 			}
