@@ -441,14 +441,11 @@ func TestRowsWaitForTheRateLimitOutsideTheirJob(t *testing.T) {
 	}
 }
 
-// TestTakenOverAttemptKeepsTheJob: an engine thought dead (silent too long)
-// still works a row when another attempt of its job takes the row over.
-// The old attempt, refused at the send gate, must not end the job: River
-// would then mark the job completed under the attempt that took over, and
-// lose the row if that one snoozes. It hands the job back with a snooze,
-// and sends nothing.
-func TestTakenOverAttemptKeepsTheJob(t *testing.T) {
-	t.Parallel()
+// newUnstartedRatingEngine confirms a one-row rating run with no engine
+// working it, and returns an engine that is not started: the test calls its
+// work itself, one attempt at a time.
+func newUnstartedRatingEngine(t *testing.T) (*engineEnv, *store.Run, *Engine) {
+	t.Helper()
 	env := newEngineEnv(t, sandbox.Options{RateLimit: 6000, RateBurst: 100})
 	tc := crashWindowCases()["rate"]
 	run := env.mustImport(t, tc.kind, tc.csv)
@@ -457,6 +454,18 @@ func TestTakenOverAttemptKeepsTheJob(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return env, run, e
+}
+
+// TestTakenOverAttemptKeepsTheJob: an engine thought dead (silent too long)
+// still works a row when another attempt of its job takes the row over.
+// The old attempt, refused at the send gate, must not end the job: River
+// would then mark the job completed under the attempt that took over, and
+// lose the row if that one snoozes. It hands the job back with a snooze,
+// and sends nothing.
+func TestTakenOverAttemptKeepsTheJob(t *testing.T) {
+	t.Parallel()
+	env, run, e := newUnstartedRatingEngine(t)
 	// The old attempt is held on its first read, after it claimed the row.
 	gate := sandbox.NewGate(func(r *http.Request) bool { return r.Method == http.MethodGet })
 	env.sb.SetHooks(sandbox.Hooks{BeforeCall: gate.BeforeCall})
@@ -472,7 +481,7 @@ func TestTakenOverAttemptKeepsTheJob(t *testing.T) {
 		t.Fatal(err)
 	}
 	gate.Release()
-	err = <-done
+	err := <-done
 	var snooze *river.JobSnoozeError
 	if !errors.As(err, &snooze) {
 		t.Errorf("the taken-over attempt returned %v, want a snooze that keeps the job", err)
@@ -491,14 +500,7 @@ func TestTakenOverAttemptKeepsTheJob(t *testing.T) {
 // must end the run, not leave it running for ever.
 func TestRetryEndsARunWhoseEndWasLost(t *testing.T) {
 	t.Parallel()
-	env := newEngineEnv(t, sandbox.Options{RateLimit: 6000, RateBurst: 100})
-	tc := crashWindowCases()["rate"]
-	run := env.mustImport(t, tc.kind, tc.csv)
-	confirmIdle(t, env, run)
-	e, err := NewEngine(t.Context(), Config{DB: env.db, ZendeskURL: env.sb.URL, Refresh: deadRefresh, RateLimit: 6000})
-	if err != nil {
-		t.Fatal(err)
-	}
+	env, run, e := newUnstartedRatingEngine(t)
 	if _, _, err := env.db.ClaimRow(t.Context(), run.ID, 2); err != nil {
 		t.Fatal(err)
 	}

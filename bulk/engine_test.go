@@ -208,36 +208,56 @@ func TestEngineCancel(t *testing.T) {
 	}
 }
 
-func TestEnginePausesOnRevokedGrantAndResumes(t *testing.T) {
+// A run whose sign-in dies mid-run pauses until its admin logs in again,
+// sending nothing meanwhile and failing no row, then finishes every row once
+// on the new sign-in. The sign-in dies two ways: Zendesk revokes it (401,
+// then invalid_grant on refresh), or a web request that found it dead also
+// deleted its grant (and ended the admin's sessions); the run then finds
+// the grant gone, which once failed every row left with an answer
+// "onbehalf did not understand".
+func TestEnginePausesOnADeadSignInAndResumes(t *testing.T) {
 	t.Parallel()
-	env := newEngineEnv(t, sandbox.Options{Data: sandbox.Generate(4, 60, 200), RateLimit: 6000, RateBurst: 100,
-		Faults: sandbox.Faults{Latency: 50 * time.Millisecond}})
-	tickets := rateableTickets(t, env.sb, 101, 300, 40)
-	run := env.mustImport(t, actions.KindRate, ratingCSV(t, env.sb, tickets))
-	e := env.newEngine(t, 6000, func(c *Config) { c.Workers = 2 })
-	if err := e.Confirm(t.Context(), run.ID, env.admin, 0); err != nil {
-		t.Fatal(err)
-	}
-	waitCounts(t, env.db, run.ID, 30*time.Second, "3 rows done", func(c store.RunCounts) bool { return c.Done >= 3 })
-	env.sb.ExpireAccessToken(env.tokens[0].AccessToken) // revoked: 401 invalid_token, refresh -> invalid_grant
+	for _, tc := range []struct {
+		name      string
+		deleteToo bool
+	}{{"revoked at Zendesk", false}, {"revoked and its grant deleted", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			env := newEngineEnv(t, sandbox.Options{Data: sandbox.Generate(4, 60, 200), RateLimit: 6000, RateBurst: 100,
+				Faults: sandbox.Faults{Latency: 50 * time.Millisecond}})
+			tickets := rateableTickets(t, env.sb, 101, 300, 40)
+			run := env.mustImport(t, actions.KindRate, ratingCSV(t, env.sb, tickets))
+			e := env.newEngine(t, 6000, func(c *Config) { c.Workers = 2 })
+			if err := e.Confirm(t.Context(), run.ID, env.admin, 0); err != nil {
+				t.Fatal(err)
+			}
+			waitCounts(t, env.db, run.ID, 30*time.Second, "3 rows done", func(c store.RunCounts) bool { return c.Done >= 3 })
+			env.sb.ExpireAccessToken(env.tokens[0].AccessToken)
+			if tc.deleteToo {
+				if err := env.db.DeleteGrant(t.Context(), env.grant.ID); err != nil {
+					t.Fatal(err)
+				}
+			}
 
-	paused := waitRun(t, env.db, run.ID, 30*time.Second, store.RunPaused)
-	if !strings.Contains(paused.PausedReason, "Log in again") {
-		t.Errorf("paused reason = %q", paused.PausedReason)
-	}
-	before, _ := env.db.RunCounts(t.Context(), run.ID)
-	time.Sleep(600 * time.Millisecond) // several pause snoozes
-	after, _ := env.db.RunCounts(t.Context(), run.ID)
-	if after.Done != before.Done || after.Failed != 0 {
-		t.Errorf("a paused run moved on: %+v -> %+v", before, after)
-	}
+			paused := waitRun(t, env.db, run.ID, 30*time.Second, store.RunPaused, store.RunDone)
+			if paused.State != store.RunPaused || !strings.Contains(paused.PausedReason, "Log in again") {
+				t.Errorf("run %s (%q), want paused until the admin logs in again", paused.State, paused.PausedReason)
+			}
+			before, _ := env.db.RunCounts(t.Context(), run.ID)
+			time.Sleep(600 * time.Millisecond) // several pause snoozes
+			after, _ := env.db.RunCounts(t.Context(), run.ID)
+			if after.Done != before.Done || after.Failed != 0 {
+				t.Errorf("a paused run moved on, or failed rows: %+v -> %+v", before, after)
+			}
 
-	g := env.newGrant(t)
-	ids, err := env.db.ResumeRunsForAdmin(t.Context(), env.admin.ID, g.ID)
-	if err != nil || len(ids) != 1 || ids[0] != run.ID {
-		t.Fatalf("ResumeRunsForAdmin = %v, %v", ids, err)
+			g := env.newGrant(t)
+			ids, err := env.db.ResumeRunsForAdmin(t.Context(), env.admin.ID, g.ID)
+			if err != nil || len(ids) != 1 || ids[0] != run.ID {
+				t.Fatalf("ResumeRunsForAdmin = %v, %v", ids, err)
+			}
+			env.mustFinishEveryRowOnce(t, run.ID, 40, "after the new login")
+		})
 	}
-	env.mustFinishEveryRowOnce(t, run.ID, 40, "after resume")
 }
 
 func TestEngineFaults(t *testing.T) {
@@ -504,41 +524,6 @@ func TestPrefetchOutlivesTheRowThatStartedIt(t *testing.T) {
 	if !fetched {
 		t.Error("the chunk is not marked fetched")
 	}
-}
-
-// A web request that finds the admin's sign-in dead deletes its grant (and
-// ends the admin's sessions). A run on that grant then finds it gone: it
-// pauses until its admin logs in again, as for any dead sign-in, instead of
-// failing every row left with an answer "onbehalf did not understand".
-func TestEnginePausesWhenItsGrantIsDeleted(t *testing.T) {
-	t.Parallel()
-	env := newEngineEnv(t, sandbox.Options{Data: sandbox.Generate(4, 60, 200), RateLimit: 6000, RateBurst: 100,
-		Faults: sandbox.Faults{Latency: 50 * time.Millisecond}})
-	tickets := rateableTickets(t, env.sb, 101, 300, 40)
-	run := env.mustImport(t, actions.KindRate, ratingCSV(t, env.sb, tickets))
-	e := env.newEngine(t, 6000, func(c *Config) { c.Workers = 2 })
-	if err := e.Confirm(t.Context(), run.ID, env.admin, 0); err != nil {
-		t.Fatal(err)
-	}
-	waitCounts(t, env.db, run.ID, 30*time.Second, "3 rows done", func(c store.RunCounts) bool { return c.Done >= 3 })
-	env.sb.ExpireAccessToken(env.tokens[0].AccessToken)
-	if err := env.db.DeleteGrant(t.Context(), env.grant.ID); err != nil {
-		t.Fatal(err)
-	}
-
-	paused := waitRun(t, env.db, run.ID, 30*time.Second, store.RunPaused, store.RunDone)
-	if paused.State != store.RunPaused || !strings.Contains(paused.PausedReason, "Log in again") {
-		t.Errorf("run %s (%q), want paused until the admin logs in again", paused.State, paused.PausedReason)
-	}
-	if c, _ := env.db.RunCounts(t.Context(), run.ID); c.Failed != 0 {
-		t.Errorf("%d rows failed on a deleted sign-in: %+v", c.Failed, c)
-	}
-
-	g := env.newGrant(t)
-	if _, err := env.db.ResumeRunsForAdmin(t.Context(), env.admin.ID, g.ID); err != nil {
-		t.Fatal(err)
-	}
-	env.mustFinishEveryRowOnce(t, run.ID, 40, "after the new login")
 }
 
 // The audit trail has one event per row's outcome, not one per wait: rows
