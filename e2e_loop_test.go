@@ -146,6 +146,9 @@ func TestE2ELoop(t *testing.T) {
 		t.Errorf("after the pre-flight the main button says %q, want %q", got, want)
 	}
 	b.mustReview("preview-preflighted")
+	if b.count(`[data-testid="tab-refused"]`) != 1 {
+		t.Error("the pre-flighted preview offers no 'Zendesk would refuse' tab")
+	}
 	if n := len(sb.Writes()); n != 0 {
 		t.Fatalf("the pre-flight wrote %d times to Zendesk", n)
 	}
